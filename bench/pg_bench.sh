@@ -1,0 +1,352 @@
+#!/usr/bin/env bash
+# PostgreSQL through Portcullis against a direct mutual-TLS connection, in one run.
+#
+# Builds its own stack in a temp dir: a cluster (auth + proxy, second factor off, log level
+# warn), its own PostgreSQL 15 on a free loopback port with a certificate from the db CA
+# (database `bench` owned by role `bench`, `pgbench -i -s 10`), a database agent process that
+# joins over the network tunnel, a user and `pc db login`. Then measures both paths:
+#   - pgbench -S -M prepared, 1 client and 8 clients (-j 2): TPS and the ratio (target ≥ 0.75)
+#   - SELECT 1 round trip on one connection, p50/p99 (timed one by one by pg_bench.py; pgbench
+#     --log rounds sub-100 µs latencies to 0 too often to be used here), and pgbench's average
+#   - pgbench -S -M simple, 8 clients: one audit event per query instead of three
+#   - connection set-up (TCP + TLS + startup + SELECT 1), p50/p99 (target added ≤ 3 ms), and
+#     pgbench -C
+#   - CPU (utime+stime) of the cluster and of the agent process per transaction, 8 clients
+#   - N (2000) concurrent idle sessions through one proxy and one agent: RSS per session
+# and prints a table. Exits non-zero when anything fails; cleans up after itself.
+#
+# Usage: bench/pg_bench.sh            (run as root: PostgreSQL runs as `postgres` via runuser)
+# Needs release binaries: cargo build --release --workspace (PORTCULLIS_BIN_DIR or
+# CARGO_TARGET_DIR pick them up). Knobs (environment): PG_BENCH_T (20, seconds per pgbench
+# TPS run), PG_BENCH_SESSIONS (2000), PG_BENCH_LAT_N (2000), PG_BENCH_CONN_N (200),
+# PG_BENCH_TOPOLOGY (remote: agent process over the tunnel; single: one process),
+# PG_BENCH_KEEP=1 (keep the temp dir), PG_BENCH_PERF=1 (perf record the proxied 8-client run;
+# report written to the temp dir, which is then kept).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+T="${PG_BENCH_T:-20}"
+# remote: the agent is its own process joined over the network tunnel (default);
+# single: auth, proxy and agent in one process (the single-node default deployment).
+TOPOLOGY="${PG_BENCH_TOPOLOGY:-remote}"
+case "$TOPOLOGY" in remote|single) ;; *) echo "PG_BENCH_TOPOLOGY must be remote or single" >&2; exit 2 ;; esac
+SESSIONS="${PG_BENCH_SESSIONS:-2000}"
+LAT_N="${PG_BENCH_LAT_N:-2000}"
+CONN_N="${PG_BENCH_CONN_N:-200}"
+bin="${PORTCULLIS_BIN_DIR:-${CARGO_TARGET_DIR:-$repo/target}/release}"
+pgbin=/usr/lib/postgresql/15/bin
+helper="$repo/bench/pg_bench.py"
+
+die() { echo "pg_bench: $*" >&2; exit 1; }
+for b in portcullis pcctl pc; do
+  [ -x "$bin/$b" ] || die "$bin/$b not found: cargo build --release --workspace first (or set PORTCULLIS_BIN_DIR)"
+done
+for b in initdb pg_ctl pgbench psql; do [ -x "$pgbin/$b" ] || die "$pgbin/$b missing (apt-get install postgresql)"; done
+[ -x /usr/bin/time ] || die "/usr/bin/time missing (apt-get install time)"
+if [ -n "${PG_BENCH_PERF:-}" ]; then command -v perf >/dev/null || die "PG_BENCH_PERF needs perf (apt-get install linux-perf)"; fi
+[ "$(id -u)" = 0 ] || die "run as root (PostgreSQL is started as the postgres user with runuser)"
+
+# Each idle session costs a socket in this script, two in the proxy (client + tunnel is
+# multiplexed, but be generous), one in the agent and one PostgreSQL backend.
+want_fds=$((SESSIONS * 2 + 1024))
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$want_fds" ]; then
+  ulimit -n "$want_fds" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+  [ "$(ulimit -n)" -ge "$want_fds" ] || die "ulimit -n is $(ulimit -n), need $want_fds"
+fi
+
+dir=$(mktemp -d /tmp/pg-bench.XXXXXX)
+chmod 755 "$dir"
+cluster_pid=""; agent_pid=""; pg_started=""
+keep="${PG_BENCH_KEEP:-}"
+cleanup() {
+  local rc=$?
+  set +e
+  if [ "$rc" != 0 ]; then
+    echo "pg_bench: FAILED (exit $rc); log tails:" >&2
+    for f in "$dir/cluster.log" "$dir/agent/agent.log" "$dir/pg/server.log"; do
+      [ -f "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }
+    done
+  fi
+  [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
+  [ -n "$cluster_pid" ] && kill "$cluster_pid" 2>/dev/null && wait "$cluster_pid" 2>/dev/null
+  [ -n "$pg_started" ] && runuser -u postgres -- "$pgbin/pg_ctl" -D "$dir/pg/data" -m immediate -w stop >/dev/null 2>&1
+  if [ -n "$keep" ]; then echo "pg_bench: kept $dir" >&2; else rm -rf "$dir"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+results="$dir/results"
+echo "ncpu=$(nproc)" >"$results"
+put() { echo "$1=$2" >>"$results"; }
+step() { echo "== $*" >&2; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# --- the cluster: auth + proxy (+ the agent, with PG_BENCH_TOPOLOGY=single) ----------------------
+step "cluster ($TOPOLOGY)"
+pg_port=$(free_port)
+if [ "$TOPOLOGY" = single ]; then
+  db_section="db_service:
+  enabled: true
+  databases:
+    - name: pg1
+      protocol: postgres
+      uri: '127.0.0.1:$pg_port'
+      description: pgbench target"
+else
+  db_section="db_service: { enabled: false }"
+fi
+cat >"$dir/cluster.yaml" <<EOF
+version: v1
+cluster_name: bench
+data_dir: $dir/cluster
+log: { level: warn, format: text }
+auth_service:
+  enabled: true
+  listen_addr: 127.0.0.1:0
+  authentication: { second_factor: 'off' }
+proxy_service: { enabled: true, listen_addr: '127.0.0.1:0' }
+$db_section
+EOF
+"$bin/portcullis" start -c "$dir/cluster.yaml" </dev/null >"$dir/cluster.log" 2>&1 &
+cluster_pid=$!
+for _ in $(seq 200); do
+  [ -s "$dir/cluster/admin/proxy_addr" ] && [ -s "$dir/cluster/admin/auth_addr" ] && [ -f "$dir/cluster/admin/identity.pem" ] && break
+  kill -0 "$cluster_pid" 2>/dev/null || die "the cluster exited during start-up"
+  sleep 0.1
+done
+[ -s "$dir/cluster/admin/proxy_addr" ] || die "the cluster did not write admin/proxy_addr"
+proxy_addr=$(cat "$dir/cluster/admin/proxy_addr")
+pcctl() { "$bin/pcctl" -d "$dir/cluster" "$@"; }
+
+# --- PostgreSQL with a certificate from the db CA ---------------------------------------------
+step "PostgreSQL"
+mkdir -p "$dir/certs" "$dir/pg"
+pcctl auth sign --format=db --host=127.0.0.1,localhost --out="$dir/certs/server" >/dev/null
+pcctl auth sign --format=db-client --db-user=bench --ttl=12h --out="$dir/certs/direct" >/dev/null
+cp "$dir/certs/server.crt" "$dir/certs/server.key" "$dir/certs/server.cas" "$dir/pg/"
+chown -R postgres:postgres "$dir/pg"
+chmod 600 "$dir/pg/server.key"
+runuser -u postgres -- "$pgbin/initdb" -D "$dir/pg/data" -U postgres --auth=trust >"$dir/pg/initdb.log" 2>&1 \
+  || { cat "$dir/pg/initdb.log" >&2; die "initdb failed"; }
+cat >>"$dir/pg/data/postgresql.conf" <<EOF
+listen_addresses = '127.0.0.1'
+port = $pg_port
+unix_socket_directories = '$dir/pg'
+ssl = on
+ssl_cert_file = '$dir/pg/server.crt'
+ssl_key_file = '$dir/pg/server.key'
+ssl_ca_file = '$dir/pg/server.cas'
+max_connections = $((SESSIONS + 100))
+shared_buffers = 128MB
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+EOF
+printf 'local all all trust\nhostssl all all 127.0.0.1/32 cert\n' >"$dir/pg/data/pg_hba.conf"
+runuser -u postgres -- "$pgbin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/server.log" -w start >/dev/null
+pg_started=1
+pgsu() { runuser -u postgres -- "$pgbin/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir/pg" -p "$pg_port" -U postgres "$@"; }
+pgsu -c "CREATE ROLE bench LOGIN"
+pgsu -c "CREATE DATABASE bench OWNER bench"
+step "pgbench -i -s 10"
+runuser -u postgres -- "$pgbin/pgbench" -i -q -s 10 -h "$dir/pg" -p "$pg_port" -U bench bench >"$dir/pg/init.log" 2>&1 \
+  || { cat "$dir/pg/init.log" >&2; die "pgbench -i failed"; }
+
+# --- the agent, a user, pc ------------------------------------------------------------------
+if [ "$TOPOLOGY" = single ]; then
+  # The agent runs inside the cluster process; a placeholder keeps the per-process accounting
+  # below uniform (it uses no CPU and no memory per session).
+  sleep 100000 &
+  agent_pid=$!
+else
+step "agent"
+token_json=$(pcctl tokens add --type=db --format=json)
+token=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])' <<<"$token_json")
+pin=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["ca_pin"])' <<<"$token_json")
+mkdir -p "$dir/agent"
+cat >"$dir/agent/agent.yaml" <<EOF
+version: v1
+cluster_name: bench
+data_dir: $dir/agent/data
+log: { level: warn, format: text }
+auth_service: { enabled: false }
+db_service:
+  enabled: true
+  proxy_addr: '$proxy_addr'
+  join_token: '$token'
+  ca_pin: '$pin'
+  databases:
+    - name: pg1
+      protocol: postgres
+      uri: '127.0.0.1:$pg_port'
+      description: pgbench target
+EOF
+"$bin/portcullis" start -c "$dir/agent/agent.yaml" </dev/null >"$dir/agent/agent.log" 2>&1 &
+agent_pid=$!
+fi
+
+step "user and pc db login"
+printf 'bench-password-0123' | pcctl users add benchuser --roles=access --db-users=bench --db-names=bench --password-stdin >/dev/null
+mkdir -p "$dir/home"
+export HOME="$dir/home" PORTCULLIS_HOME="$dir/home/.portcullis" PGSERVICEFILE="$dir/home/pg_service.conf"
+printf 'bench-password-0123' | "$bin/pc" login --proxy="$proxy_addr" --user=benchuser --password-stdin --insecure >/dev/null
+ok=""
+for _ in $(seq 100); do
+  kill -0 "$agent_pid" 2>/dev/null || die "the agent exited"
+  if "$bin/pc" db ls 2>/dev/null | grep -q pg1; then ok=1; break; fi
+  sleep 0.2
+done
+[ -n "$ok" ] || die "pg1 never appeared in pc db ls"
+"$bin/pc" db login pg1 --db-user=bench --db-name=bench >/dev/null
+"$bin/pc" db env pg1 | grep '^export ' >"$dir/proxy.env"
+echo "export PGSERVICEFILE='$PGSERVICEFILE'" >>"$dir/proxy.env"
+cat >"$dir/direct.env" <<EOF
+unset PGSERVICE
+export PGHOST=127.0.0.1 PGPORT=$pg_port PGUSER=bench PGDATABASE=bench PGSSLMODE=verify-full
+export PGSSLROOTCERT='$dir/certs/direct.cas' PGSSLCERT='$dir/certs/direct.crt' PGSSLKEY='$dir/certs/direct.key'
+EOF
+# libpq needs PGHOST etc. to talk to the right place; check both paths answer as bench@bench.
+for path in direct proxy; do
+  got=""
+  for _ in $(seq 50); do
+    got=$( (. "$dir/$path.env"; PGCONNECT_TIMEOUT=10 "$pgbin/psql" -X -A -t -c "select current_user || '@' || current_database()") 2>"$dir/psql.err") && break
+    sleep 0.2
+  done
+  [ "$got" = "bench@bench" ] || { cat "$dir/psql.err" >&2; die "$path path: psql got '$got'"; }
+done
+echo "stack up: proxy $proxy_addr, PostgreSQL 127.0.0.1:$pg_port, cluster pid $cluster_pid, agent pid $agent_pid" >&2
+
+# --- measurements -----------------------------------------------------------------------------
+ticks() { python3 "$helper" proc "$1" | cut -d' ' -f1; }
+pg_ticks() { python3 "$helper" tree "$(head -1 "$dir/pg/data/postmaster.pid")"; }
+hz=$(getconf CLK_TCK)
+pgb() { # path, label, pgbench args... -> prints tps; full output in $dir/pgbench.<label>.<path>
+  local path=$1 label=$2; shift 2
+  (. "$dir/$path.env"; /usr/bin/time -f '%U %S' -o "$dir/time.$label.$path" "$pgbin/pgbench" -n "$@") >"$dir/pgbench.$label.$path" 2>&1 \
+    || { cat "$dir/pgbench.$label.$path" >&2; die "pgbench $label on the $path path failed"; }
+  awk '/^tps = /{print $3; exit}' "$dir/pgbench.$label.$path"
+}
+
+conn_args() { # path -> helper connection arguments
+  (. "$dir/$1.env"
+   if [ -n "${PGSERVICE:-}" ]; then # the proxy path: host/port/user/db/files from the service file
+     python3 - "$PGSERVICEFILE" "$PGSERVICE" <<'PY'
+import configparser, sys
+c = configparser.ConfigParser(); c.read(sys.argv[1]); s = c[sys.argv[2]]
+print(f"--host={s['host']} --port={s['port']} --user={s['user']} --dbname={s['dbname']} --ca={s['sslrootcert']} --cert={s['sslcert']} --key={s['sslkey']}")
+PY
+   else
+     echo "--host=$PGHOST --port=$PGPORT --user=$PGUSER --dbname=$PGDATABASE --ca=$PGSSLROOTCERT --cert=$PGSSLCERT --key=$PGSSLKEY"
+   fi)
+}
+# First, on fresh processes: memory per idle session is read from RSS, which the allocator keeps
+# high after load, so measuring after the throughput runs would understate it.
+step "$SESSIONS idle sessions through one proxy and one agent"
+check="runuser -u postgres -- $pgbin/psql -X -A -t -h $dir/pg -p $pg_port -U postgres -c \"select count(*) from pg_stat_activity where usename = 'bench'\""
+args=$(conn_args proxy)
+# shellcheck disable=SC2086
+python3 "$helper" idle --n "$SESSIONS" --pids "$cluster_pid,$agent_pid" --names cluster,agent \
+  --check "$check" $args >>"$results" || die "opening $SESSIONS idle sessions failed"
+grep '^idle_' "$results" | sed 's/^/   /' >&2
+
+step "warm-up (5 s each path)"
+for path in direct proxy; do pgb "$path" warmup -S -M prepared -T 5 -c 8 -j 2 >/dev/null; done
+
+# name clients threads mode: the last one is for comparing the audit load (1 event per query).
+for run in "c1 1 1 prepared" "c8 8 2 prepared" "simple 8 2 simple"; do
+  read -r name c j mode <<<"$run"
+  for path in direct proxy; do
+    step "pgbench -S -M $mode -T $T -c $c -j $j, $path"
+    sleep 2 # let the previous run's audit events drain
+    e0=$(wc -l <"$dir/cluster/log/events.log")
+    c0=$(ticks "$cluster_pid"); a0=$(ticks "$agent_pid"); p0=$(pg_ticks); t0=$(date +%s.%N)
+    perf_pids=()
+    if [ -n "${PG_BENCH_PERF:-}" ] && [ "$path" = proxy ] && [ "$name" = c8 ]; then
+      keep=1
+      events=context-switches,raw_syscalls:sys_enter,syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendto,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,syscalls:sys_enter_fdatasync,syscalls:sys_enter_getrandom
+      for who in cluster agent; do
+        pid_var="${who}_pid"
+        perf stat -x, -o "$dir/perfstat.$who" -e "$events" -p "${!pid_var}" -- sleep "$T" >/dev/null 2>&1 &
+        perf_pids+=($!)
+        perf record -F 499 --call-graph dwarf,16384 -o "$dir/perf.$who.data" -p "${!pid_var}" -- sleep "$T" >/dev/null 2>&1 &
+        perf_pids+=($!)
+      done
+    fi
+    tps=$(pgb "$path" "$name" -S -M "$mode" -T "$T" -c "$c" -j "$j")
+    sleep 0.3 # PostgreSQL reaps the ended backends (their CPU moves to the postmaster's cutime)
+    c1=$(ticks "$cluster_pid"); a1=$(ticks "$agent_pid"); p1=$(pg_ticks); t1=$(date +%s.%N)
+    e1=$(wc -l <"$dir/cluster/log/events.log")
+    for p in "${perf_pids[@]}"; do wait "$p"; done
+    txns=$(awk '/number of transactions actually processed/{split($NF,a,"/"); print a[1]; exit}' "$dir/pgbench.$name.$path")
+    put "tps_${path}_$name" "$tps"
+    put "events_${path}_$name" "$(python3 -c "print(f'{($e1-$e0)/$txns:.2f}')")"
+    if [ "$c" = 8 ]; then # CPU µs per transaction of each party, and CPUs kept busy
+      suffix=""; [ "$name" = simple ] && suffix=_simple
+      read -r bu bs <"$dir/time.$name.$path"
+      python3 - "$results" "$path$suffix" "$hz" "$txns" "$((c1-c0))" "$((a1-a0))" "$((p1-p0))" "$bu" "$bs" "$t0" "$t1" <<'PY'
+import sys
+res, path, hz, txns = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+cl, ag, pg = (int(x) / hz for x in sys.argv[5:8])
+pb = float(sys.argv[8]) + float(sys.argv[9])
+wall = float(sys.argv[11]) - float(sys.argv[10])
+with open(res, "a") as fh:
+    for k, v in (("cluster", cl), ("agent", ag), ("postgres", pg), ("pgbench", pb)):
+        fh.write(f"cpu_{k}_{path}={v * 1e6 / txns}\n")
+    fh.write(f"busy_{path}={(cl + ag + pg + pb) / wall}\n")
+PY
+    fi
+    echo "   $tps TPS ($txns transactions, $((e1-e0)) audit events written by the end of the run)" >&2
+  done
+done
+
+printf 'select 1;\n' >"$dir/select1.sql"
+for path in direct proxy; do
+  step "SELECT 1 latency, $LAT_N round trips on one connection, $path"
+  args=$(conn_args "$path")
+  # shellcheck disable=SC2086
+  out=$(python3 "$helper" rtt --n "$LAT_N" $args)
+  read -r p50 p99 n <<<"$out"
+  put "lat_${path}_p50" "$p50"; put "lat_${path}_p99" "$p99"
+  echo "   p50 ${p50} µs, p99 ${p99} µs (n=$n)" >&2
+  pgb "$path" lat -f "$dir/select1.sql" -t "$LAT_N" -c 1 >/dev/null
+  put "latavg_$path" "$(awk '/^latency average/{print $4; exit}' "$dir/pgbench.lat.$path")"
+done
+
+for path in direct proxy; do
+  step "connection set-up, $CONN_N sequential connects (TLS + startup + SELECT 1), $path"
+  args=$(conn_args "$path")
+  # shellcheck disable=SC2086
+  out=$(python3 "$helper" connect --n "$CONN_N" $args)
+  read -r p50 p99 n tls startup <<<"$out"
+  put "conn_${path}_p50" "$p50"; put "conn_${path}_p99" "$p99"
+  put "conn_${path}_tls" "$tls"; put "conn_${path}_startup" "$startup"
+  echo "   p50 ${p50} ms, p99 ${p99} ms (n=$n); p50 TLS ${tls} ms, startup ${startup} ms" >&2
+  step "pgbench -C -S -T 10 -c 1, $path"
+  tps=$(pgb "$path" C -C -S -T 10 -c 1)
+  put "tpsC_$path" "$tps"
+  put "connavg_$path" "$(awk '/average connection time/{print $5; exit}' "$dir/pgbench.C.$path")"
+  echo "   $tps TPS, $(grep 'average connection time' "$dir/pgbench.C.$path")" >&2
+done
+
+
+kill -0 "$cluster_pid" && kill -0 "$agent_pid" || die "a Portcullis process died during the run"
+
+# --- summary ------------------------------------------------------------------------------------
+echo
+echo "PostgreSQL through Portcullis ($TOPOLOGY topology) vs direct mutual TLS, $(nproc) CPUs, $(date -u +%F), pgbench $("$pgbin/pgbench" --version | awk '{print $3}')"
+python3 "$helper" summary "$results"
+if [ -n "${PG_BENCH_PERF:-}" ] && [ -f "$dir/perf.cluster.data" ]; then
+  echo
+  echo "PG_BENCH_PERF: the proxied 8-client run was profiled (so its figures above are not representative)."
+  txns=$(awk '/number of transactions actually processed/{print $NF; exit}' "$dir/pgbench.c8.proxy")
+  for who in cluster agent; do
+    echo "$who, per transaction (perf stat over ${T} s, $txns transactions):"
+    awk -F, -v n="$txns" '$1 ~ /^[0-9]+$/ {printf "  %-34s %8.2f\n", $3, $1 / n}' "$dir/perfstat.$who"
+    perf report -i "$dir/perf.$who.data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null \
+      | grep -v '^#' | grep -v '^$' | head -60 >"$dir/perf.$who.flat.txt" || true
+    perf report -i "$dir/perf.$who.data" --children --sort symbol --stdio -g none 2>/dev/null \
+      | grep -v '^#' | grep -v '^$' | head -300 >"$dir/perf.$who.inclusive.txt" || true
+  done
+  echo "profiles: $dir/perf.{cluster,agent}.{data,flat.txt,inclusive.txt}"
+fi

@@ -1,0 +1,430 @@
+//! Every audit event: its name, its code, and the fields it carries.
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+/// The fields every event carries, in this order, before its own.
+pub const COMMON_FIELDS: [&str; 5] = ["uid", "time", "event", "code", "cluster_name"];
+
+/// One field an event kind carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Field {
+    /// The JSON key.
+    pub name: &'static str,
+    /// Whether every event of the kind has it (otherwise: only when it applies).
+    pub always: bool,
+}
+
+const fn always(name: &'static str) -> Field {
+    Field { name, always: true }
+}
+
+const fn optional(name: &'static str) -> Field {
+    Field {
+        name,
+        always: false,
+    }
+}
+
+/// Fields every event of a database session carries (`Session::base_fields` in the agent).
+const SESSION: [Field; 10] = [
+    always("user"),
+    always("sid"),
+    always("db_service"),
+    always("db_protocol"),
+    always("db_uri"),
+    always("db_user"),
+    always("db_name"),
+    always("db_roles"),
+    always("server_id"),
+    always("addr.remote"),
+];
+
+macro_rules! event_kinds {
+    ($( $(#[$doc:meta])* $variant:ident => $name:literal, $code:literal, [$($field:expr),* $(,)?] $(+ $base:ident)?; )*) => {
+        /// The kinds of event: each with its name (`event`), code (`code`) and fields. Names and
+        /// codes are Teleport's where Teleport has the event; see `docs/audit-events.md`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum EventKind {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl EventKind {
+            /// Every kind.
+            pub const ALL: &'static [EventKind] = &[ $( Self::$variant, )* ];
+
+            /// The `event` field.
+            pub fn name(self) -> &'static str {
+                match self { $( Self::$variant => $name, )* }
+            }
+
+            /// The `code` field.
+            pub fn code(self) -> &'static str {
+                match self { $( Self::$variant => $code, )* }
+            }
+
+            /// The fields this kind carries besides [`COMMON_FIELDS`].
+            pub fn fields(self) -> Vec<Field> {
+                match self {
+                    $( Self::$variant => {
+                        #[allow(unused_mut)]
+                        let mut v: Vec<Field> = Vec::new();
+                        $( v.extend_from_slice(&$base); )?
+                        v.extend_from_slice(&[$($field),*]);
+                        v
+                    } )*
+                }
+            }
+        }
+    };
+}
+
+event_kinds! {
+    /// A successful login.
+    UserLogin => "user.login", "T1000I",
+        [always("user"), always("method"), always("success"), always("mfa_verified"), always("addr.remote")];
+    /// A refused login.
+    UserLoginFailure => "user.login", "T1000W",
+        [always("user"), always("method"), always("success"), always("error"), always("addr.remote")];
+    /// A user was created (or creating one failed).
+    UserCreate => "user.create", "T1002I",
+        [always("user"), always("name"), always("roles"), optional("traits"), always("password_set"), always("success"), optional("error")];
+    /// A user's roles or traits changed, or the user was reset (`reset: true`).
+    UserUpdate => "user.update", "T1003I",
+        [always("user"), always("name"), optional("roles"), optional("traits"), optional("reset"), always("success"), optional("error")];
+    /// A user set their password by accepting an invite.
+    UserPasswordChange => "user.password_change", "T1005I",
+        [always("user"), always("totp_enrolled"), always("success")];
+    /// A user was deleted.
+    UserDelete => "user.delete", "T1004I",
+        [always("user"), always("name"), always("success"), optional("error")];
+    /// A role was created.
+    RoleCreated => "role.created", "T9000I",
+        [always("user"), always("name"), always("success"), optional("error")];
+    /// A role was replaced (`--force`).
+    RoleUpdated => "role.updated", "T9002I",
+        [always("user"), always("name"), always("success"), optional("error")];
+    /// A role was deleted.
+    RoleDeleted => "role.deleted", "T9001I",
+        [always("user"), always("name"), always("success"), optional("error")];
+    /// A join token was created (identified by its id, never its secret).
+    JoinTokenCreate => "join_token.create", "TJT00I",
+        [always("user"), optional("name"), always("roles"), always("join_method"), optional("expires"), optional("single_use"), always("success"), optional("error")];
+    /// A join token was deleted (Portcullis; Teleport has no such event).
+    JoinTokenDelete => "join_token.delete", "TJT01I",
+        [always("user"), always("name"), always("success"), optional("error")];
+    /// A user was locked.
+    LockCreated => "lock.created", "TLK00I",
+        [always("user"), optional("name"), always("target"), optional("message"), optional("expires"), always("success"), optional("error")];
+    /// A lock was removed.
+    LockDeleted => "lock.deleted", "TLK01I",
+        [always("user"), always("name"), always("success"), optional("error")];
+    /// A certificate was issued.
+    CertCreate => "cert.create", "TC000I",
+        [always("user"), always("cert_type"), always("identity")];
+    /// A service joined the cluster with a token.
+    InstanceJoin => "instance.join", "TJ002I",
+        [always("user"), always("node_name"), always("role"), always("method"), always("host_id"), always("token_id"), always("success"), always("addr.remote")];
+    /// A service's attempt to join was refused.
+    InstanceJoinFailure => "instance.join", "TJ002E",
+        [optional("node_name"), optional("role"), always("method"), always("success"), always("error"), always("addr.remote")];
+    /// A database agent's tunnel to the proxy is up (Portcullis).
+    AgentConnect => "agent.connect", "TPC00I",
+        [always("user"), always("server_id"), always("node_name"), always("addr.remote")];
+    /// A database agent's tunnel to the proxy ended (Portcullis).
+    AgentDisconnect => "agent.disconnect", "TPC01I",
+        [always("user"), always("server_id"), always("node_name"), always("addr.remote"), always("reason")];
+    /// Events were lost before they reached the audit log (Portcullis).
+    AuditGap => "audit.gap", "TPC02W",
+        [always("lost"), always("reason"), always("server_id")];
+    /// A user was refused an action by their roles (Portcullis).
+    AccessDenied => "access.denied", "TPC03W",
+        [always("user"), always("success"), always("error"), optional("resource"), optional("verb"), optional("db_service"), optional("db_user"), optional("db_name")];
+    /// A database session started.
+    DbSessionStart => "db.session.start", "TDB00I", [always("success")] + SESSION;
+    /// A database session was refused.
+    DbSessionStartFailure => "db.session.start", "TDB00W",
+        [optional("user"), always("sid"), optional("db_service"), always("db_protocol"), optional("db_uri"), optional("db_user"), optional("db_name"), optional("db_roles"), optional("server_id"), always("addr.remote"), always("success"), always("error")];
+    /// A database session ended; `reason` (the message the client was sent) when Portcullis
+    /// ended it: certificate expired, user locked, idle timeout.
+    DbSessionEnd => "db.session.end", "TDB01I", [optional("reason"), optional("end_reason")] + SESSION;
+    /// A query (simple protocol, or an extended-protocol Execute with its parameters).
+    DbSessionQuery => "db.session.query", "TDB02I",
+        [always("db_query"), always("db_query_parameters"), optional("db_query_length")] + SESSION;
+    /// A query that failed.
+    DbSessionQueryFailed => "db.session.query.failed", "TDB02W",
+        [always("db_query"), always("db_query_parameters"), optional("db_query_length"), always("error")] + SESSION;
+    /// PostgreSQL Parse.
+    PostgresParse => "db.session.postgres.statements.parse", "TPG00I",
+        [always("statement_name"), always("query")] + SESSION;
+    /// PostgreSQL Bind.
+    PostgresBind => "db.session.postgres.statements.bind", "TPG01I",
+        [always("statement_name"), always("portal_name"), always("parameters")] + SESSION;
+    /// PostgreSQL Execute.
+    PostgresExecute => "db.session.postgres.statements.execute", "TPG02I",
+        [always("portal_name"), optional("statement_name")] + SESSION;
+    /// PostgreSQL Close.
+    PostgresClose => "db.session.postgres.statements.close", "TPG03I",
+        [optional("statement_name"), optional("portal_name")] + SESSION;
+    /// PostgreSQL FunctionCall.
+    PostgresFunctionCall => "db.session.postgres.function", "TPG04I",
+        [always("function_oid"), always("function_args")] + SESSION;
+}
+
+impl EventKind {
+    /// The kind with this name and code.
+    pub fn from_name_code(name: &str, code: &str) -> Option<Self> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|k| k.name() == name && k.code() == code)
+    }
+}
+
+/// Why Portcullis ended a database session, as a stable token for the agent to record next to
+/// the message in `db.session.end`'s `reason` (not yet written: see `docs/audit-events.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEndReason {
+    /// The user's certificate expired (roles with `disconnect_expired_cert`).
+    CertExpired,
+    /// An administrator locked the user.
+    Locked,
+    /// No client traffic for `client_idle_timeout`.
+    IdleTimeout,
+}
+
+impl SessionEndReason {
+    /// Every reason.
+    pub const ALL: [SessionEndReason; 3] = [Self::CertExpired, Self::Locked, Self::IdleTimeout];
+
+    /// The stable token.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CertExpired => "cert_expired",
+            Self::Locked => "locked",
+            Self::IdleTimeout => "idle_timeout",
+        }
+    }
+}
+
+/// One event, built directly as JSON text: `uid`, `time`, `event`, `code` and `cluster_name`,
+/// then the fields its kind carries.
+///
+/// Events are written on the hot path of every query, so they are never a tree of values:
+/// fields are appended as JSON text (session-wide fields can be appended as one pre-serialised
+/// fragment, see [`Event::with_fragment`]), and the finished line is shipped and stored as is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    buf: String,
+    uid: uuid::Uuid,
+}
+
+/// Appends `,"key":<value as JSON>` to `buf`.
+fn push_field(buf: &mut String, key: &str, value: &impl serde::Serialize) {
+    buf.push(',');
+    push_json(buf, &key);
+    buf.push(':');
+    push_json(buf, value);
+}
+
+fn push_json(buf: &mut String, value: &impl serde::Serialize) {
+    // Serialising plain data into a String cannot fail; fall back to null if it ever did.
+    match serde_json::to_string(value) {
+        Ok(s) => buf.push_str(&s),
+        Err(_) => buf.push_str("null"),
+    }
+}
+
+/// A pre-serialised run of fields (`,"a":1,"b":"x"`), for fields every event of a session
+/// shares.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fragment(String);
+
+impl Fragment {
+    /// An empty fragment.
+    pub fn new() -> Self {
+        Self(String::new())
+    }
+
+    /// Adds a field.
+    pub fn with(mut self, key: &str, value: impl serde::Serialize) -> Self {
+        push_field(&mut self.0, key, &value);
+        self
+    }
+}
+
+impl Event {
+    /// A new event of `kind` in `cluster`, with a fresh `uid` and the current time.
+    pub fn new(kind: EventKind, cluster: &str) -> Self {
+        let uid = uuid::Uuid::new_v4();
+        let now = OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let mut buf = String::with_capacity(512);
+        buf.push_str("{\"uid\":\"");
+        buf.push_str(
+            uid.hyphenated()
+                .encode_lower(&mut uuid::Uuid::encode_buffer()),
+        );
+        buf.push_str("\",\"time\":\"");
+        buf.push_str(&now);
+        buf.push_str("\",\"event\":\"");
+        buf.push_str(kind.name());
+        buf.push_str("\",\"code\":\"");
+        buf.push_str(kind.code());
+        buf.push('"');
+        push_field(&mut buf, "cluster_name", &cluster);
+        Self { buf, uid }
+    }
+
+    /// Adds a field (each key once per event).
+    pub fn with(mut self, key: &str, value: impl serde::Serialize) -> Self {
+        push_field(&mut self.buf, key, &value);
+        self
+    }
+
+    /// Adds a field in place (each key once per event).
+    pub fn set(&mut self, key: &str, value: impl serde::Serialize) {
+        push_field(&mut self.buf, key, &value);
+    }
+
+    /// Adds pre-serialised fields.
+    pub fn with_fragment(mut self, fragment: &Fragment) -> Self {
+        self.buf.push_str(&fragment.0);
+        self
+    }
+
+    /// The unique id.
+    pub fn uid(&self) -> uuid::Uuid {
+        self.uid
+    }
+
+    /// The finished JSON object, one line.
+    pub fn into_json(mut self) -> String {
+        self.buf.push('}');
+        self.buf
+    }
+
+    /// As a JSON value (tests and tools; not for the hot path).
+    pub fn into_value(self) -> Value {
+        serde_json::from_str(&self.into_json()).unwrap_or(Value::Null)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn names_and_codes_identify_kinds_and_follow_the_style() {
+        let mut pairs = HashSet::new();
+        let mut codes = HashSet::new();
+        for k in EventKind::ALL {
+            assert!(
+                pairs.insert((k.name(), k.code())),
+                "{k:?} repeats a name and code"
+            );
+            assert!(
+                codes.insert(k.code()),
+                "{k:?}: code {} used twice",
+                k.code()
+            );
+            assert_eq!(EventKind::from_name_code(k.name(), k.code()), Some(*k));
+            let c = k.code();
+            assert!(c.starts_with('T') && c.len() >= 5, "{k:?}: code {c}");
+            assert!(
+                matches!(c.chars().last(), Some('I' | 'W' | 'E')),
+                "{k:?}: code {c}"
+            );
+            assert!(
+                k.name()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_'),
+                "{k:?}: name {}",
+                k.name()
+            );
+        }
+        assert_eq!(EventKind::from_name_code("user.login", "T9999I"), None);
+    }
+
+    #[test]
+    fn fields_are_listed_once_and_never_repeat_the_common_ones() {
+        for k in EventKind::ALL {
+            let fields = k.fields();
+            assert!(!fields.is_empty(), "{k:?} lists no fields");
+            let mut seen = HashSet::new();
+            for f in &fields {
+                assert!(seen.insert(f.name), "{k:?} lists {} twice", f.name);
+                assert!(!COMMON_FIELDS.contains(&f.name), "{k:?} lists {}", f.name);
+            }
+        }
+        // Session events carry the session's fields.
+        let end: Vec<_> = EventKind::DbSessionEnd
+            .fields()
+            .into_iter()
+            .filter(|f| f.always)
+            .map(|f| f.name)
+            .collect();
+        for f in [
+            "user",
+            "sid",
+            "db_service",
+            "db_user",
+            "db_name",
+            "server_id",
+        ] {
+            assert!(end.contains(&f), "db.session.end lacks {f}");
+        }
+    }
+
+    #[test]
+    fn failures_and_admin_changes_say_whether_they_succeeded() {
+        use EventKind::*;
+        for k in [
+            UserLoginFailure,
+            UserCreate,
+            UserUpdate,
+            UserDelete,
+            RoleCreated,
+            RoleUpdated,
+            RoleDeleted,
+            JoinTokenCreate,
+            JoinTokenDelete,
+            LockCreated,
+            LockDeleted,
+            InstanceJoinFailure,
+            AccessDenied,
+            DbSessionStartFailure,
+        ] {
+            let f = k.fields();
+            assert!(f.contains(&always("success")), "{k:?}");
+            assert!(f.iter().any(|f| f.name == "error"), "{k:?}");
+        }
+        assert_eq!(
+            SessionEndReason::ALL.map(SessionEndReason::as_str),
+            ["cert_expired", "locked", "idle_timeout"]
+        );
+    }
+
+    #[test]
+    fn builds_valid_json_with_every_common_field() {
+        let shared = Fragment::new()
+            .with("user", "al\"ice")
+            .with("db_roles", vec!["a", "b"]);
+        let e = Event::new(EventKind::DbSessionQuery, "c1")
+            .with_fragment(&shared)
+            .with("db_query", "select '\n' -- \u{0}")
+            .with("n", 3);
+        let uid = e.uid().to_string();
+        let v = e.into_value();
+        assert_eq!(v["uid"], uid);
+        assert_eq!(v["event"], "db.session.query");
+        assert_eq!(v["code"], "TDB02I");
+        assert_eq!(v["cluster_name"], "c1");
+        assert_eq!(v["user"], "al\"ice");
+        assert_eq!(v["db_roles"], serde_json::json!(["a", "b"]));
+        assert_eq!(v["db_query"], "select '\n' -- \u{0}");
+        assert!(v["time"].as_str().unwrap().ends_with('Z'));
+    }
+}

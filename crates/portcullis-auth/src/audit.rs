@@ -1,0 +1,691 @@
+//! Where auth writes audit events: its own (logins) and those agents send, deduplicated by
+//! `uid` so a batch re-sent after a lost answer is stored once, into every configured sink.
+//!
+//! Events arrive as JSON text and are stored as that text: auth reads only `uid` and `event`
+//! from each (to deduplicate and to refuse junk), never builds a tree of values.
+//!
+//! One writer task owns the sinks. Callers hand it batches; it groups whatever is queued
+//! into one write per sink (group commit), writes to every sink at once, and acknowledges a
+//! batch only once every sink has it. Each sink has its own dedup window, updated only after
+//! that sink stored the lines, so a retry after a partial failure fills the sink that missed
+//! the events without duplicating them in the others. Newly stored lines are broadcast to
+//! `GET /v1/events/export?follow=true` readers.
+
+use std::borrow::Cow;
+use std::collections::{HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_audit::sink::{self, Sink, SinkOptions};
+use portcullis_audit::{Page, Query};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::config::AuditConfig;
+use crate::error::{AuthError, Result};
+use crate::server::AuthServer;
+
+/// How many recent event ids are remembered for deduplication (per sink).
+pub const DEDUP_WINDOW: usize = 200_000;
+/// Largest batch accepted.
+pub const MAX_BATCH: usize = 10_000;
+/// Most lines the writer groups into one write.
+const GROUP_LINES: usize = 20_000;
+/// Batches queued for the writer before callers wait.
+const QUEUE: usize = 1024;
+/// Most of auth's own event lines kept for retrying while a sink is failing.
+const MAX_RETRY: usize = 100_000;
+/// Newly written lines buffered for each export follower; one that falls further behind is
+/// cut off (its stream ends and it resumes with `since`).
+pub const FOLLOW_BUFFER: usize = 16_384;
+
+/// The fields auth reads from an event.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(borrow)]
+    uid: Cow<'a, str>,
+    #[serde(borrow)]
+    event: Cow<'a, str>,
+}
+
+/// The dedup key of a uid: the UUID's 128 bits, or a hash for other strings.
+fn uid_key(uid: &str) -> u128 {
+    match uuid::Uuid::parse_str(uid) {
+        Ok(u) => u.as_u128(),
+        Err(_) => {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            uid.hash(&mut h);
+            u128::from(h.finish()) | (1u128 << 127)
+        }
+    }
+}
+
+/// How much of the newest log files is read at start to remember recent uids.
+pub const DEDUP_SCAN_BYTES: u64 = 128 * 1024 * 1024;
+
+/// The uid keys of the last [`DEDUP_WINDOW`] events in the daily files under `dir`, oldest
+/// first (reading at most [`DEDUP_SCAN_BYTES`] from the end).
+fn recent_uids(dir: &Path) -> std::io::Result<Vec<u128>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "log")
+                && p.file_name().is_some_and(|n| n != "events.log")
+        })
+        .collect();
+    files.sort();
+    let mut budget = DEDUP_SCAN_BYTES;
+    let mut chunks: Vec<Vec<u128>> = Vec::new();
+    let mut total = 0;
+    for path in files.iter().rev() {
+        if budget == 0 || total >= DEDUP_WINDOW {
+            break;
+        }
+        let mut f = std::fs::File::open(path)?;
+        let len = f.metadata()?.len();
+        let start = len.saturating_sub(budget);
+        budget -= len - start;
+        f.seek(SeekFrom::Start(start))?;
+        let mut data = Vec::new();
+        f.read_to_end(&mut data)?;
+        let mut keys = Vec::new();
+        let mut lines = data.split(|&b| b == b'\n');
+        if start > 0 {
+            lines.next(); // a partial line
+        }
+        for line in lines.filter(|l| !l.is_empty()) {
+            if let Ok(head) = serde_json::from_slice::<Head<'_>>(line) {
+                keys.push(uid_key(&head.uid));
+            }
+        }
+        total += keys.len();
+        chunks.push(keys);
+    }
+    let mut out: Vec<u128> = chunks.into_iter().rev().flatten().collect();
+    if out.len() > DEDUP_WINDOW {
+        out.drain(..out.len() - DEDUP_WINDOW);
+    }
+    Ok(out)
+}
+
+/// A bounded set of recently stored uids.
+#[derive(Default)]
+struct Dedup {
+    set: HashSet<u128>,
+    order: VecDeque<u128>,
+}
+
+impl Dedup {
+    fn insert(&mut self, key: u128) {
+        if self.set.insert(key) {
+            self.order.push_back(key);
+            while self.order.len() > DEDUP_WINDOW {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+struct Job {
+    lines: Vec<(u128, String)>,
+    ack: Option<oneshot::Sender<std::result::Result<usize, String>>>,
+}
+
+/// The audit writer.
+pub struct AuditLog {
+    tx: mpsc::Sender<Job>,
+    sinks: Vec<Arc<dyn Sink>>,
+    live: broadcast::Sender<Arc<str>>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field(
+                "sinks",
+                &self.sinks.iter().map(|s| s.describe()).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl AuditLog {
+    /// Writes JSON lines under `dir`, fsyncing every batch. Needs a tokio runtime.
+    pub fn open(dir: &Path) -> std::io::Result<Arc<Self>> {
+        let sink = portcullis_audit::FileSink::new(dir)?;
+        Ok(Self::with_sinks(
+            vec![Arc::new(sink)],
+            Duration::from_secs(1),
+        ))
+    }
+
+    /// Opens the sinks of `config`; relative file paths are under `data_dir`, and no sinks
+    /// means `<default_dir>`. Needs a tokio runtime.
+    pub fn from_config(
+        config: &AuditConfig,
+        data_dir: &Path,
+        default_dir: &Path,
+    ) -> std::result::Result<Arc<Self>, String> {
+        let options = SinkOptions {
+            fsync: config.fsync,
+            fsync_interval: config.fsync_interval.0,
+        };
+        let mut sinks = Vec::new();
+        if config.sinks.is_empty() {
+            let url = format!("file://{}", default_dir.display());
+            sinks.push(sink::open(&url, data_dir, options).map_err(|e| e.to_string())?);
+        }
+        for url in &config.sinks {
+            sinks.push(sink::open(url, data_dir, options).map_err(|e| e.to_string())?);
+        }
+        Ok(Self::with_sinks(sinks, config.fsync_interval.0))
+    }
+
+    /// Writes to `sinks` (searches read the first). Needs a tokio runtime.
+    pub fn with_sinks(sinks: Vec<Arc<dyn Sink>>, flush_every: Duration) -> Arc<Self> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let (live, _) = broadcast::channel(FOLLOW_BUFFER);
+        tokio::spawn(writer(rx, sinks.clone(), live.clone(), flush_every));
+        Arc::new(Self { tx, sinks, live })
+    }
+
+    /// Descriptions of the sinks, for logs.
+    pub fn describe(&self) -> Vec<String> {
+        self.sinks.iter().map(|s| s.describe()).collect()
+    }
+
+    /// Parses a batch from a service into `(dedup key, line)` pairs.
+    fn lines(events: &[Box<RawValue>]) -> Result<Vec<(u128, String)>> {
+        let mut lines = Vec::with_capacity(events.len());
+        for e in events {
+            let text = e.get();
+            let head: Head<'_> = serde_json::from_str(text).map_err(|err| {
+                AuthError::BadRequest(format!(
+                    "every event must be a JSON object with string fields uid and event ({err})"
+                ))
+            })?;
+            if head.uid.is_empty() || head.event.is_empty() {
+                return Err(AuthError::BadRequest(
+                    "an event has an empty uid or event name".into(),
+                ));
+            }
+            // One event, one line: JSON whitespace may hold line breaks; re-serialise those.
+            let line = if text.contains(['\n', '\r']) {
+                let v: serde_json::Value = serde_json::from_str(text)
+                    .map_err(|err| AuthError::BadRequest(format!("event: {err}")))?;
+                v.to_string()
+            } else {
+                text.to_owned()
+            };
+            lines.push((uid_key(&head.uid), line));
+        }
+        Ok(lines)
+    }
+
+    /// Stores the events not seen before in every sink; returns how many were new.
+    pub async fn write(&self, events: &[Box<RawValue>]) -> Result<usize> {
+        let lines = Self::lines(events)?;
+        self.store(lines).await
+    }
+
+    async fn store(&self, lines: Vec<(u128, String)>) -> Result<usize> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(Job {
+                lines,
+                ack: Some(ack),
+            })
+            .await
+            .map_err(|_| AuthError::Internal("the audit writer has stopped".into()))?;
+        done.await
+            .map_err(|_| AuthError::Internal("the audit writer has stopped".into()))?
+            .map_err(|e| AuthError::Internal(format!("writing the audit log: {e}")))
+    }
+
+    /// Queues lines without waiting for them to be stored.
+    fn submit(&self, lines: Vec<(u128, String)>) {
+        match self.tx.try_send(Job { lines, ack: None }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(job)) => {
+                let tx = self.tx.clone();
+                match tokio::runtime::Handle::try_current() {
+                    Ok(h) => {
+                        h.spawn(async move {
+                            if tx.send(job).await.is_err() {
+                                tracing::error!("audit event lost: the audit writer has stopped");
+                            }
+                        });
+                    }
+                    Err(_) => tracing::error!("audit event lost: the audit queue is full"),
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("audit event lost: the audit writer has stopped");
+            }
+        }
+    }
+
+    /// Searches the first sink.
+    pub async fn search(&self, query: &Query) -> Result<Page> {
+        let Some(sink) = self.sinks.first() else {
+            return Ok(Page::default());
+        };
+        sink.search(query).await.map_err(|e| {
+            if e.0.starts_with("cursor:") {
+                AuthError::BadRequest(e.0)
+            } else {
+                AuthError::Internal(format!("searching the audit log: {e}"))
+            }
+        })
+    }
+
+    /// Lines as they are stored, from now on.
+    pub fn follow(&self) -> broadcast::Receiver<Arc<str>> {
+        self.live.subscribe()
+    }
+}
+
+async fn writer(
+    mut rx: mpsc::Receiver<Job>,
+    sinks: Vec<Arc<dyn Sink>>,
+    live: broadcast::Sender<Arc<str>>,
+    flush_every: Duration,
+) {
+    // Remember what each sink already holds: a batch auth wrote just before it died is sent
+    // again by its agent and must not be stored twice.
+    let mut seen: Vec<Dedup> = sinks
+        .iter()
+        .map(|s| {
+            let mut d = Dedup::default();
+            if let Some(dir) = s.local_dir() {
+                match recent_uids(&dir) {
+                    Ok(keys) => keys.into_iter().for_each(|k| d.insert(k)),
+                    Err(e) => tracing::warn!(error = %e, dir = %dir.display(), "could not read recent audit events for deduplication"),
+                }
+            }
+            d
+        })
+        .collect();
+    let mut tick = tokio::time::interval(flush_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut dirty = false;
+    // Lines nobody waits for (auth's own events) that some sink failed to store.
+    let mut retry: Vec<(u128, String)> = Vec::new();
+    loop {
+        let first = tokio::select! {
+            job = rx.recv() => job,
+            _ = tick.tick() => {
+                if dirty {
+                    for s in &sinks {
+                        if let Err(e) = s.flush().await {
+                            tracing::error!(error = %e, "audit fsync failed");
+                        }
+                    }
+                    dirty = false;
+                }
+                if retry.is_empty() {
+                    continue;
+                }
+                // Auth's own events a sink refused earlier: try again.
+                Some(Job { lines: std::mem::take(&mut retry), ack: None })
+            }
+        };
+        let Some(first) = first else { break };
+        let mut jobs = vec![first];
+        let mut total = jobs.iter().map(|j| j.lines.len()).sum::<usize>();
+        while total < GROUP_LINES {
+            match rx.try_recv() {
+                Ok(j) => {
+                    total += j.lines.len();
+                    jobs.push(j);
+                }
+                Err(_) => break,
+            }
+        }
+        // Per sink: the lines it does not have yet (each uid once).
+        let mut set = tokio::task::JoinSet::new();
+        let mut fresh_keys: Vec<Vec<u128>> = Vec::with_capacity(sinks.len());
+        for (i, (sink, sink_seen)) in sinks.iter().zip(seen.iter()).enumerate() {
+            let mut batch_seen = HashSet::new();
+            let mut keys = Vec::new();
+            let mut lines = Vec::new();
+            for job in &jobs {
+                for (key, line) in &job.lines {
+                    if !sink_seen.set.contains(key) && batch_seen.insert(*key) {
+                        keys.push(*key);
+                        lines.push(line.clone());
+                    }
+                }
+            }
+            fresh_keys.push(keys);
+            if lines.is_empty() {
+                continue;
+            }
+            let sink = Arc::clone(sink);
+            let lines = Arc::new(lines);
+            set.spawn(async move { (i, sink.write_batch(lines).await) });
+        }
+        let mut failed: Option<String> = None;
+        let mut ok = vec![true; sinks.len()];
+        while let Some(res) = set.join_next().await {
+            match res {
+                Ok((_, Ok(()))) => {}
+                Ok((i, Err(e))) => {
+                    tracing::error!(sink = %sinks.get(i).map(|s| s.describe()).unwrap_or_default(), error = %e, "audit write failed");
+                    if let Some(f) = ok.get_mut(i) {
+                        *f = false;
+                    }
+                    failed.get_or_insert(e.to_string());
+                }
+                Err(e) => {
+                    ok.iter_mut().for_each(|f| *f = false);
+                    failed.get_or_insert(format!("audit writer: {e}"));
+                }
+            }
+        }
+        dirty = true;
+        // What the first sink had not seen is what is new (for counts and followers).
+        let new_in_first: HashSet<u128> = fresh_keys
+            .first()
+            .map(|k| k.iter().copied().collect())
+            .unwrap_or_default();
+        for (i, keys) in fresh_keys.iter().enumerate() {
+            if ok.get(i).copied().unwrap_or(false) {
+                if let Some(d) = seen.get_mut(i) {
+                    keys.iter().for_each(|k| d.insert(*k));
+                }
+            }
+        }
+        if failed.is_none() && live.receiver_count() > 0 {
+            let mut sent = HashSet::new();
+            for job in &jobs {
+                for (key, line) in &job.lines {
+                    if new_in_first.contains(key) && sent.insert(*key) {
+                        let _ = live.send(Arc::from(line.as_str()));
+                    }
+                }
+            }
+        }
+        let mut counted = HashSet::new();
+        for job in jobs {
+            let n = job
+                .lines
+                .iter()
+                .filter(|(k, _)| new_in_first.contains(k) && counted.insert(*k))
+                .count();
+            match (&failed, job.ack) {
+                (None, Some(ack)) => {
+                    let _ = ack.send(Ok(n));
+                }
+                (Some(e), Some(ack)) => {
+                    let _ = ack.send(Err(e.clone()));
+                }
+                (Some(e), None) => {
+                    let room = MAX_RETRY.saturating_sub(retry.len());
+                    let lost = job.lines.len().saturating_sub(room);
+                    if lost > 0 {
+                        tracing::error!(error = %e, lost, "audit events lost: the retry queue is full");
+                    } else {
+                        tracing::warn!(error = %e, "audit events not stored yet; retrying");
+                    }
+                    retry.extend(job.lines.into_iter().take(room));
+                }
+                (None, None) => {}
+            }
+        }
+    }
+}
+
+impl AuthServer {
+    /// Starts writing audit events to the configured sinks (`auth_service.audit`); with
+    /// none configured, JSON lines under `dir` (e.g. `<data_dir>/log`). Relative `file://`
+    /// paths are under `dir`'s parent (the data directory). Needs a tokio runtime.
+    pub fn enable_audit(&self, dir: &Path) -> std::io::Result<()> {
+        let data_dir = dir.parent().unwrap_or(dir);
+        let log = AuditLog::from_config(&self.config.audit, data_dir, dir)
+            .map_err(std::io::Error::other)?;
+        tracing::info!(sinks = ?log.describe(), "audit log");
+        let _ = self.audit.set(log);
+        Ok(())
+    }
+
+    /// Uses `log` for audit events (tests, embedding).
+    pub fn set_audit_log(&self, log: Arc<AuditLog>) {
+        let _ = self.audit.set(log);
+    }
+
+    /// The audit log, if enabled.
+    pub fn audit_log(&self) -> Option<&Arc<AuditLog>> {
+        self.audit.get()
+    }
+
+    /// Stores a batch of events from a service, returning once every sink has it.
+    pub async fn record_events(&self, events: &[Box<RawValue>]) -> Result<usize> {
+        if events.len() > MAX_BATCH {
+            return Err(AuthError::BadRequest(format!(
+                "at most {MAX_BATCH} events per batch"
+            )));
+        }
+        match self.audit.get() {
+            Some(log) => log.write(events).await,
+            None => Ok(0),
+        }
+    }
+
+    /// Records one of auth's own events without waiting; failures are logged.
+    pub fn emit(&self, event: portcullis_audit::Event) {
+        let Some(log) = self.audit.get() else { return };
+        let key = event.uid().as_u128();
+        log.submit(vec![(key, event.into_json())]);
+    }
+}
+
+/// RFC 3339 text of `t`, as every time in an event is written.
+pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The `identity` of a `cert.create` event for a user certificate, in Teleport's field names.
+pub(crate) fn user_identity_fields(id: &portcullis_core::identity::Identity) -> serde_json::Value {
+    let mut v = serde_json::Map::new();
+    v.insert("user".into(), id.username.clone().into());
+    v.insert("roles".into(), serde_json::json!(id.roles));
+    v.insert("traits".into(), serde_json::json!(id.traits));
+    v.insert("expires".into(), rfc3339(id.expires).into());
+    v.insert("mfa_verified".into(), id.mfa_verified.into());
+    if let Some(ip) = id.login_ip {
+        v.insert("client_ip".into(), ip.to_string().into());
+    }
+    if let Some(r) = &id.route {
+        v.insert(
+            "route_to_database".into(),
+            serde_json::json!({
+                "service_name": r.service_name,
+                "protocol": r.protocol.as_str(),
+                "username": r.db_user,
+                "database": r.db_name,
+            }),
+        );
+    }
+    serde_json::Value::Object(v)
+}
+
+/// The `identity` of a `cert.create` event for a host certificate.
+pub(crate) fn host_identity_fields(
+    host: &portcullis_core::identity::HostIdentity,
+) -> serde_json::Value {
+    serde_json::json!({
+        "host_id": host.host_id,
+        "node_name": host.node_name,
+        "system_roles": host.system_roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+        "expires": rfc3339(host.expires),
+    })
+}
+
+/// Who a service is, as events name it: `node@host id`, as the API names callers.
+pub(crate) fn host_actor(host: &portcullis_core::identity::HostIdentity) -> String {
+    format!("{}@{}", host.node_name, host.host_id)
+}
+
+impl AuthServer {
+    /// A new event of `kind` in this cluster.
+    pub(crate) fn event(&self, kind: portcullis_audit::EventKind) -> portcullis_audit::Event {
+        portcullis_audit::Event::new(kind, &self.cluster_name)
+    }
+
+    /// Records `event` with `success` and, on failure, `error` from `result`.
+    pub(crate) fn emit_outcome<T>(&self, event: portcullis_audit::Event, result: &Result<T>) {
+        self.emit(match result {
+            Ok(_) => event.with("success", true),
+            Err(e) => event.with("success", false).with("error", e.to_string()),
+        });
+    }
+
+    /// Records a certificate issued to `actor`'s request.
+    pub(crate) fn emit_cert(&self, actor: &str, cert_type: &str, identity: serde_json::Value) {
+        self.emit(
+            self.event(portcullis_audit::EventKind::CertCreate)
+                .with("user", actor)
+                .with("cert_type", cert_type)
+                .with("identity", identity),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_owned()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn dedups_writes_every_sink_and_broadcasts_new_lines() {
+        let d1 = tempfile::tempdir().unwrap();
+        let d2 = tempfile::tempdir().unwrap();
+        let log = AuditLog::with_sinks(
+            vec![
+                Arc::new(portcullis_audit::FileSink::new(d1.path()).unwrap()),
+                Arc::new(portcullis_audit::FileSink::new(d2.path()).unwrap()),
+            ],
+            Duration::from_secs(1),
+        );
+        let mut follow = log.follow();
+        let e1 = r#"{"uid":"11111111-1111-4111-8111-111111111111","time":"2026-11-21T10:00:00Z","event":"x"}"#;
+        let e2 = r#"{"uid":"u2","time":"2026-11-21T10:00:01Z","event":"y"}"#;
+        assert_eq!(log.write(&[raw(e1), raw(e2), raw(e1)]).await.unwrap(), 2);
+        assert_eq!(log.write(&[raw(e1)]).await.unwrap(), 0);
+        for d in [&d1, &d2] {
+            let text = std::fs::read_to_string(d.path().join("events.log")).unwrap();
+            assert_eq!(text, format!("{e1}\n{e2}\n"));
+        }
+        assert_eq!(&*follow.recv().await.unwrap(), e1);
+        assert_eq!(&*follow.recv().await.unwrap(), e2);
+        assert!(follow.try_recv().is_err());
+        let page = log.search(&Query::default()).await.unwrap();
+        assert_eq!(page.events, [e2, e1]);
+        assert!(log.write(&[raw(r#"{"uid":""}"#)]).await.is_err());
+    }
+
+    /// A sink that fails its first `fail` writes, then stores lines in memory.
+    #[derive(Debug, Default)]
+    struct Flaky {
+        fail: std::sync::atomic::AtomicUsize,
+        lines: std::sync::Mutex<Vec<String>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Sink for Flaky {
+        fn describe(&self) -> String {
+            "flaky".into()
+        }
+        async fn write_batch(
+            &self,
+            lines: Arc<Vec<String>>,
+        ) -> portcullis_audit::sink::SinkResult<()> {
+            use std::sync::atomic::Ordering;
+            if self
+                .fail
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err(portcullis_audit::SinkError("down".into()));
+            }
+            self.lines.lock().unwrap().extend(lines.iter().cloned());
+            Ok(())
+        }
+        async fn search(&self, _: &Query) -> portcullis_audit::sink::SinkResult<Page> {
+            Ok(Page::default())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_acknowledged_only_when_every_sink_has_it_and_retries_fill_the_gap() {
+        let d = tempfile::tempdir().unwrap();
+        let flaky = Arc::new(Flaky {
+            fail: 1.into(),
+            ..Flaky::default()
+        });
+        let log = AuditLog::with_sinks(
+            vec![
+                Arc::new(portcullis_audit::FileSink::new(d.path()).unwrap()),
+                flaky.clone(),
+            ],
+            Duration::from_millis(50),
+        );
+        let e1 = r#"{"uid":"u1","time":"2026-11-21T10:00:00Z","event":"x"}"#;
+        // The second sink is down: the batch is refused, so the agent keeps it...
+        assert!(log.write(&[raw(e1)]).await.is_err());
+        // ...and re-sends it: the second sink gets it, the first does not get it twice.
+        assert_eq!(log.write(&[raw(e1)]).await.unwrap(), 0);
+        assert_eq!(*flaky.lines.lock().unwrap(), [e1]);
+        let text = std::fs::read_to_string(d.path().join("events.log")).unwrap();
+        assert_eq!(text, format!("{e1}\n"));
+
+        // Auth's own events (nobody waits for them) are retried until every sink has them.
+        flaky.fail.store(1, std::sync::atomic::Ordering::SeqCst);
+        let own = portcullis_audit::Event::new(portcullis_audit::EventKind::UserLogin, "c");
+        let uid = own.uid().to_string();
+        let server_side = log.clone();
+        server_side.submit(vec![(own.uid().as_u128(), own.into_json())]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !flaky.lines.lock().unwrap().iter().any(|l| l.contains(&uid)) {
+            assert!(std::time::Instant::now() < deadline, "never retried");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let text = std::fs::read_to_string(d.path().join("events.log")).unwrap();
+        assert_eq!(text.matches(&uid).count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_batch_sent_again_after_a_restart_is_stored_once() {
+        let d = tempfile::tempdir().unwrap();
+        let batch: Vec<Box<RawValue>> = (0..3)
+            .map(|i| {
+                RawValue::from_string(format!(
+                    "{{\"uid\":\"00000000-0000-4000-8000-00000000000{i}\",\"event\":\"x\"}}"
+                ))
+                .unwrap()
+            })
+            .collect();
+        assert_eq!(
+            AuditLog::open(d.path())
+                .unwrap()
+                .write(&batch)
+                .await
+                .unwrap(),
+            3
+        );
+        // auth restarted (or killed after writing, before answering): the agent re-sends.
+        let log = AuditLog::open(d.path()).unwrap();
+        assert_eq!(log.write(&batch).await.unwrap(), 0);
+    }
+}

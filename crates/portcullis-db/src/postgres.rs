@@ -1,0 +1,1067 @@
+//! The PostgreSQL engine: one session from the client's startup packet to its end.
+//!
+//! 1. Read the startup packet from the tunnel stream.
+//! 2. Re-verify the forwarded certificate against the user CA, refuse locked users, check the
+//!    route and evaluate the roles against this database's labels, db user and db name.
+//! 3. Connect to the database over TLS with a client certificate `CN=<db user>` from the db CA
+//!    and send the client's startup parameters with the routed user and database.
+//! 4. Relay the startup exchange (the client gets the server's real BackendKeyData and
+//!    ParameterStatus), then relay both ways: client messages are framed and the ones the
+//!    audit log needs are decoded; server messages are framed only to find message
+//!    boundaries, so a FATAL can be injected between messages when the session must end
+//!    (lock, expired certificate, idle timeout).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use portcullis_audit::{Event, EventKind, Fragment, SessionEndReason};
+use portcullis_core::database::DbProtocol;
+use portcullis_core::identity::Identity;
+use portcullis_core::rbac::AccessChecker;
+use portcullis_wire::postgres::{
+    sqlstate, Authentication, BackendMessage, CancelRequest, ErrorResponse, Frame, Framer,
+    FrontendMessage, InitialPacket, Message, PgString, StartupMessage, Target,
+};
+use time::OffsetDateTime;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::spec::DbSpec;
+use crate::Agent;
+
+/// Time a client has to send its startup packet.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
+/// Time allowed to connect to the database and finish its startup.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// What follows query text cut at `db_service.audit.max_query_bytes`.
+pub const TRUNCATED_MARKER: &str = "…[truncated]";
+/// Prepared statements and portals remembered per session for auditing Execute.
+pub const MAX_TRACKED: usize = 10_000;
+
+/// Sessions' cancel keys, so a CancelRequest arriving through any proxy reaches the database.
+#[derive(Debug, Default)]
+pub struct CancelRegistry {
+    keys: Mutex<HashMap<(i32, Bytes), (String, String)>>,
+}
+
+impl CancelRegistry {
+    fn insert(&self, pid: i32, secret: Bytes, db: &str, db_user: &str) {
+        if let Ok(mut m) = self.keys.lock() {
+            m.insert((pid, secret), (db.to_owned(), db_user.to_owned()));
+        }
+    }
+
+    fn remove(&self, pid: i32, secret: &Bytes) {
+        if let Ok(mut m) = self.keys.lock() {
+            m.remove(&(pid, secret.clone()));
+        }
+    }
+
+    fn get(&self, pid: i32, secret: &Bytes) -> Option<(String, String)> {
+        self.keys.lock().ok()?.get(&(pid, secret.clone())).cloned()
+    }
+}
+
+/// Delivers a cancel request to the database if one of our sessions holds the key.
+pub async fn cancel(agent: &Agent, process_id: i32, secret_key: Bytes) {
+    let Some((db, db_user)) = agent.cancels.get(process_id, &secret_key) else {
+        return;
+    };
+    let Some(spec) = agent.databases.get(&db).cloned() else {
+        return;
+    };
+    let result = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        let mut server = connect(agent, &spec, &db_user).await?;
+        let mut out = BytesMut::new();
+        InitialPacket::CancelRequest(CancelRequest {
+            process_id,
+            secret_key,
+        })
+        .encode(&mut out)
+        .map_err(|e| e.to_string())?;
+        server.write_all(&out).await.map_err(|e| e.to_string())?;
+        server.flush().await.map_err(|e| e.to_string())?;
+        let _ = server.shutdown().await;
+        Ok::<_, String>(())
+    })
+    .await;
+    match result {
+        Ok(Ok(())) => tracing::info!(db = %db, pid = process_id, "cancel request delivered"),
+        Ok(Err(e)) => tracing::warn!(db = %db, error = %e, "cancel request failed"),
+        Err(_) => tracing::warn!(db = %db, "cancel request timed out"),
+    }
+}
+
+/// What an authorised session is.
+struct Session {
+    /// Fields every event of the session carries, serialised once.
+    base: Fragment,
+    identity: Identity,
+    spec: DbSpec,
+    db_user: String,
+    db_name: String,
+    sid: String,
+    client_addr: String,
+    checker: AccessChecker,
+}
+
+/// Why a session was refused or ended.
+struct Refusal {
+    code: &'static str,
+    message: String,
+    hint: &'static str,
+    /// When a live session is ended: why, as the stable token `db.session.end` carries.
+    end: Option<SessionEndReason>,
+}
+
+fn refusal(code: &'static str, message: impl Into<String>, hint: &'static str) -> Refusal {
+    Refusal {
+        code,
+        message: message.into(),
+        hint,
+        end: None,
+    }
+}
+
+impl Refusal {
+    /// Marks the refusal as ending a live session for `reason`.
+    fn ending(mut self, reason: SessionEndReason) -> Self {
+        self.end = Some(reason);
+        self
+    }
+}
+
+impl Session {
+    fn event(&self, kind: EventKind) -> Event {
+        Event::new(kind, &self.identity.cluster_name).with_fragment(&self.base)
+    }
+
+    fn base_fields(&mut self, agent: &Agent) {
+        self.base = Fragment::new()
+            .with("user", &self.identity.username)
+            .with("sid", &self.sid)
+            .with("db_service", &self.spec.name)
+            .with("db_protocol", "postgres")
+            .with("db_uri", &self.spec.uri)
+            .with("db_user", &self.db_user)
+            .with("db_name", &self.db_name)
+            .with("db_roles", &self.identity.roles)
+            .with("server_id", &agent.identity.host.host_id)
+            .with("addr.remote", &self.client_addr);
+    }
+}
+
+async fn send_fatal<W: AsyncWrite + Unpin>(w: &mut W, r: &Refusal) {
+    let mut out = BytesMut::new();
+    let mut e = ErrorResponse::fatal(r.code, &r.message);
+    if !r.hint.is_empty() {
+        e = e.hint(r.hint);
+    }
+    if e.encode(&mut out).is_ok() {
+        let _ = w.write_all(&out).await;
+        let _ = w.flush().await;
+    }
+}
+
+/// A refusal and, when the certificate could be read, whose.
+type Denied = Box<(Option<Identity>, Refusal)>;
+
+fn authorize(
+    agent: &Agent,
+    cert: &[u8],
+    startup: &StartupMessage,
+    sid: &str,
+    client_addr: &str,
+) -> Result<Session, Denied> {
+    let state = agent.state.current();
+    let denied = |id: Option<&Identity>, r: Refusal| Box::new((id.cloned(), r));
+    let identity = portcullis_ca::decode_user_identity(cert).map_err(|e| {
+        denied(
+            None,
+            refusal(
+                sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+                format!("Portcullis: {e}"),
+                "run `pc db login NAME`",
+            ),
+        )
+    })?;
+    if let Err(e) =
+        portcullis_ca::verify_signed_by(&state.user_ca_der, "user", cert, OffsetDateTime::now_utc())
+    {
+        return Err(denied(
+            Some(&identity),
+            refusal(
+                sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+                format!("Portcullis: certificate {e}"),
+                "log in again: `pc login`, then `pc db login NAME`",
+            ),
+        ));
+    }
+    if identity.cluster_name != agent.identity.host.cluster_name {
+        return Err(denied(
+            Some(&identity),
+            refusal(
+                sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+                "Portcullis: certificate from another cluster",
+                "",
+            ),
+        ));
+    }
+    let Some(route) = identity
+        .route
+        .clone()
+        .filter(|r| r.protocol == DbProtocol::Postgres)
+    else {
+        return Err(denied(
+            Some(&identity),
+            refusal(
+                sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+                "Portcullis: the certificate is not routed to a PostgreSQL database",
+                "run `pc db login NAME`",
+            ),
+        ));
+    };
+    let Some(spec) = agent.databases.get(&route.service_name).cloned() else {
+        return Err(denied(
+            Some(&identity),
+            refusal(
+                sqlstate::CANNOT_CONNECT_NOW,
+                format!(
+                    "Portcullis: this agent does not serve {:?}",
+                    route.service_name
+                ),
+                "",
+            ),
+        ));
+    };
+    if let Some(lock) = state.lock_for(&identity.username) {
+        let msg = if lock.message.is_empty() {
+            "your access is locked by an administrator".to_owned()
+        } else {
+            format!("your access is locked: {}", lock.message)
+        };
+        return Err(denied(
+            Some(&identity),
+            refusal(
+                sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+                format!("Portcullis: {msg}"),
+                "ask an administrator",
+            ),
+        ));
+    }
+    let asked_user = startup.user().unwrap_or_default();
+    if asked_user != route.db_user {
+        return Err(denied(
+            Some(&identity),
+            refusal(
+                sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+                format!(
+                    "Portcullis: the certificate is for database user {:?}, not {asked_user:?}",
+                    route.db_user
+                ),
+                "connect with that user, or run `pc db login NAME --db-user=USER`",
+            ),
+        ));
+    }
+    let asked_db = startup.database().unwrap_or(asked_user).to_owned();
+    let db_name = match &route.db_name {
+        Some(d) if d != &asked_db => {
+            return Err(denied(
+                Some(&identity),
+                refusal(
+                    sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+                    format!("Portcullis: the certificate is for database {d:?}, not {asked_db:?}"),
+                    "connect to that database, or run `pc db login NAME --db-name=DB`",
+                ),
+            ))
+        }
+        Some(d) => d.clone(),
+        None => asked_db,
+    };
+    let checker = AccessChecker::new(state.roles_named(&identity.roles), &identity.traits);
+    let Some(db) = agent.databases.as_database(&spec.name) else {
+        return Err(denied(
+            Some(&identity),
+            refusal(
+                sqlstate::CANNOT_CONNECT_NOW,
+                "Portcullis: database vanished",
+                "",
+            ),
+        ));
+    };
+    if let Err(d) = checker.check_database(&db, &route.db_user, Some(&db_name)) {
+        tracing::info!(user = %identity.username, db = %spec.name, reason = %d.reason(), "session denied");
+        return Err(denied(
+            Some(&identity),
+            refusal(
+                sqlstate::INSUFFICIENT_PRIVILEGE,
+                format!("Portcullis: {d}"),
+                "",
+            ),
+        ));
+    }
+    let mut session = Session {
+        base: Fragment::new(),
+        db_user: route.db_user,
+        db_name,
+        spec,
+        sid: sid.to_owned(),
+        client_addr: client_addr.to_owned(),
+        checker,
+        identity,
+    };
+    session.base_fields(agent);
+    Ok(session)
+}
+
+/// Refuses a session that was authorised but could not start: a `db.session.start` failure
+/// event, then the FATAL to the client.
+async fn refuse_started<C: AsyncWrite + Unpin>(
+    agent: &Agent,
+    session: &Session,
+    client: &mut C,
+    r: &Refusal,
+) {
+    agent
+        .audit
+        .send(
+            session
+                .event(EventKind::DbSessionStartFailure)
+                .with("success", false)
+                .with("error", r.message.clone()),
+        )
+        .await;
+    send_fatal(client, r).await;
+}
+
+/// Any stream to a database (TLS over TCP).
+pub type ServerStream = tokio_rustls::client::TlsStream<TcpStream>;
+
+/// Connects to the database and upgrades to TLS with the db client certificate.
+async fn connect(agent: &Agent, spec: &DbSpec, db_user: &str) -> Result<ServerStream, String> {
+    let config = agent.dbcerts.client_config(spec, db_user).await?;
+    let name = crate::dbcerts::server_name(spec)?;
+    let mut tcp = TcpStream::connect(&spec.uri)
+        .await
+        .map_err(|e| format!("connecting to {}: {e}", spec.uri))?;
+    let _ = tcp.set_nodelay(true);
+    let mut out = BytesMut::new();
+    InitialPacket::SslRequest
+        .encode(&mut out)
+        .map_err(|e| e.to_string())?;
+    tcp.write_all(&out).await.map_err(|e| e.to_string())?;
+    let answer = tcp
+        .read_u8()
+        .await
+        .map_err(|e| format!("reading the TLS answer from {}: {e}", spec.uri))?;
+    if answer != b'S' {
+        return Err(format!("the database at {} does not accept TLS (set ssl = on; see docs/database-certificates.md)", spec.uri));
+    }
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS to the database at {}: {e}", spec.uri))
+}
+
+/// What a client opens a tunnel stream with.
+enum Opening {
+    Startup(StartupMessage),
+    /// A CancelRequest sent inside TLS (`pc proxy db` forwards one so; libpq 17 sends one so).
+    Cancel(CancelRequest),
+}
+
+async fn read_startup<S: AsyncRead + Unpin>(
+    client: &mut S,
+    buf: &mut BytesMut,
+) -> Result<Opening, String> {
+    let framer = Framer::new();
+    loop {
+        if let Some(packet) = framer.split_startup(buf).map_err(|e| e.to_string())? {
+            return match InitialPacket::decode(&packet).map_err(|e| e.to_string())? {
+                InitialPacket::Startup(s) => Ok(Opening::Startup(s)),
+                InitialPacket::CancelRequest(c) => Ok(Opening::Cancel(c)),
+                other => Err(format!("expected a startup message, got {other:?}")),
+            };
+        }
+        if client.read_buf(buf).await.map_err(|e| e.to_string())? == 0 {
+            return Err("the client closed before sending its startup message".into());
+        }
+    }
+}
+
+/// Runs one session on a tunnel stream.
+pub async fn session<S>(
+    agent: Arc<Agent>,
+    mut client: S,
+    cert: Vec<u8>,
+    client_addr: String,
+    sid: String,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut cbuf = BytesMut::with_capacity(16 * 1024);
+    let startup =
+        match tokio::time::timeout(STARTUP_TIMEOUT, read_startup(&mut client, &mut cbuf)).await {
+            Ok(Ok(Opening::Startup(s))) => s,
+            Ok(Ok(Opening::Cancel(c))) => {
+                // The key is the secret, as on a plaintext CancelRequest; nothing is answered.
+                cancel(&agent, c.process_id, c.secret_key).await;
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(%sid, error = %e, "bad startup");
+                send_fatal(
+                    &mut client,
+                    &refusal(sqlstate::PROTOCOL_VIOLATION, format!("Portcullis: {e}"), ""),
+                )
+                .await;
+                return;
+            }
+            Err(_) => return,
+        };
+    let session = match authorize(&agent, &cert, &startup, &sid, &client_addr) {
+        Ok(s) => s,
+        Err(denied) => {
+            let (identity, r) = *denied;
+            let mut e = Event::new(
+                EventKind::DbSessionStartFailure,
+                &agent.identity.host.cluster_name,
+            )
+            .with("sid", sid.clone())
+            .with("success", false)
+            .with("error", r.message.clone())
+            .with("db_protocol", "postgres")
+            .with("server_id", agent.identity.host.host_id.clone())
+            .with("addr.remote", client_addr.clone());
+            if let Some(id) = identity {
+                e.set("user", id.username.clone());
+                if let Some(route) = id.route {
+                    e.set("db_service", route.service_name);
+                    e.set("db_user", route.db_user);
+                    if let Some(n) = route.db_name {
+                        e.set("db_name", n);
+                    }
+                }
+            }
+            agent.audit.send(e).await;
+            send_fatal(&mut client, &r).await;
+            return;
+        }
+    };
+    if !agent.audit.admit_session() {
+        // Fail closed: no session that could not be audited.
+        let r = audit_refusal();
+        refuse_started(&agent, &session, &mut client, &r).await;
+        return;
+    }
+    let started = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        start_server(&agent, &session, &startup, &mut client),
+    )
+    .await;
+    let (server, key) = match started {
+        Ok(Ok(x)) => x,
+        Ok(Err(r)) => {
+            refuse_started(&agent, &session, &mut client, &r).await;
+            return;
+        }
+        Err(_) => {
+            let r = refusal(
+                sqlstate::CANNOT_CONNECT_NOW,
+                format!(
+                    "Portcullis: the database at {} did not answer in time",
+                    session.spec.uri
+                ),
+                "",
+            );
+            refuse_started(&agent, &session, &mut client, &r).await;
+            return;
+        }
+    };
+    agent
+        .audit
+        .send(
+            session
+                .event(EventKind::DbSessionStart)
+                .with("success", true),
+        )
+        .await;
+    if let Some((pid, secret)) = &key {
+        agent
+            .cancels
+            .insert(*pid, secret.clone(), &session.spec.name, &session.db_user);
+    }
+    tracing::info!(sid = %session.sid, user = %session.identity.username, db = %session.spec.name, db_user = %session.db_user, "session started");
+    let reason = relay(&agent, &session, client, server, cbuf).await;
+    if let Some((pid, secret)) = &key {
+        agent.cancels.remove(*pid, secret);
+    }
+    let mut end = session.event(EventKind::DbSessionEnd);
+    if let Some((text, code)) = reason {
+        end.set("reason", text);
+        if let Some(code) = code {
+            end.set("end_reason", code.as_str());
+        }
+    }
+    agent.audit.send(end).await;
+    tracing::info!(sid = %session.sid, "session ended");
+}
+
+type Key = Option<(i32, Bytes)>;
+
+/// Connects to the database, sends the startup, relays its answers to the client until the
+/// first ReadyForQuery.
+async fn start_server<S: AsyncWrite + Unpin>(
+    agent: &Agent,
+    s: &Session,
+    startup: &StartupMessage,
+    client: &mut S,
+) -> Result<(ServerStream, Key), Refusal> {
+    let mut server = connect(agent, &s.spec, &s.db_user)
+        .await
+        .map_err(|e| refusal(sqlstate::CANNOT_CONNECT_NOW, format!("Portcullis: {e}"), ""))?;
+    let mut msg = StartupMessage::new(startup.protocol_version, s.db_user.clone());
+    for (k, v) in &startup.params {
+        if k != "user" && k != "database" {
+            msg.set_param(k.clone(), v.clone());
+        }
+    }
+    msg.set_param("database", s.db_name.clone());
+    let mut out = BytesMut::new();
+    InitialPacket::Startup(msg)
+        .encode(&mut out)
+        .map_err(|e| refusal(sqlstate::PROTOCOL_VIOLATION, format!("Portcullis: {e}"), ""))?;
+    let io = |e: std::io::Error| {
+        refusal(
+            sqlstate::CONNECTION_FAILURE,
+            format!("Portcullis: database connection: {e}"),
+            "",
+        )
+    };
+    server.write_all(&out).await.map_err(io)?;
+    server.flush().await.map_err(io)?;
+    let framer = Framer::new();
+    let mut sbuf = BytesMut::with_capacity(16 * 1024);
+    let mut key: Key = None;
+    loop {
+        while let Some(frame) = framer.split(&mut sbuf).map_err(|e| {
+            refusal(
+                sqlstate::PROTOCOL_VIOLATION,
+                format!("Portcullis: from the database: {e}"),
+                "",
+            )
+        })? {
+            match BackendMessage::decode(&frame) {
+                Ok(BackendMessage::Authentication(Authentication::Ok)) => {}
+                Ok(BackendMessage::Authentication(other)) => {
+                    let _ = server.shutdown().await;
+                    return Err(refusal(
+                        sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+                        format!(
+                            "Portcullis: the database asked for a password ({}) instead of accepting the certificate for {:?}",
+                            auth_name(&other),
+                            s.db_user
+                        ),
+                        "configure certificate authentication (pg_hba.conf `cert`) for this user; see docs/database-certificates.md",
+                    ));
+                }
+                Ok(BackendMessage::BackendKeyData(k)) => {
+                    key = Some((k.process_id, k.secret_key.clone()))
+                }
+                Ok(BackendMessage::ErrorResponse(e)) => {
+                    write_frame(client, &frame).await.map_err(io)?;
+                    let _ = client.flush().await;
+                    return Err(refusal(
+                        sqlstate::CONNECTION_FAILURE,
+                        format!(
+                            "database refused the session: {}",
+                            e.message()
+                                .map(|m| m.to_string_lossy().into_owned())
+                                .unwrap_or_default()
+                        ),
+                        "",
+                    ));
+                }
+                Ok(BackendMessage::ReadyForQuery(_)) => {
+                    write_frame(client, &frame).await.map_err(io)?;
+                    client.flush().await.map_err(io)?;
+                    return Ok((server, key));
+                }
+                _ => {}
+            }
+            write_frame(client, &frame).await.map_err(io)?;
+        }
+        client.flush().await.map_err(io)?;
+        if server.read_buf(&mut sbuf).await.map_err(io)? == 0 {
+            return Err(refusal(
+                sqlstate::CONNECTION_FAILURE,
+                "Portcullis: the database closed the connection during startup",
+                "",
+            ));
+        }
+    }
+}
+
+/// The refusal when events cannot be made durable (`when_full: refuse_sessions`).
+fn audit_refusal() -> Refusal {
+    refusal(
+        sqlstate::CANNOT_CONNECT_NOW,
+        "Portcullis: the audit log cannot be written (the agent's audit spool is full while auth is unreachable); sessions are refused until it drains",
+        "ask an administrator to check that the agent reaches auth",
+    )
+}
+
+fn auth_name(a: &Authentication) -> &'static str {
+    match a {
+        Authentication::CleartextPassword => "password",
+        Authentication::Md5Password { .. } => "md5",
+        Authentication::Sasl { .. }
+        | Authentication::SaslContinue(_)
+        | Authentication::SaslFinal(_) => "SCRAM",
+        _ => "another method",
+    }
+}
+
+async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, frame: &Frame) -> std::io::Result<()> {
+    let header = frame
+        .header()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+    w.write_all(&header).await?;
+    w.write_all(&frame.body).await
+}
+
+/// Length of the complete messages at the start of `buf` (type byte + length-prefixed body).
+fn complete_prefix(framer: &Framer, buf: &[u8]) -> Result<usize, String> {
+    let mut at = 0;
+    while let Some(rest) = buf.get(at..) {
+        match framer.check(rest).map_err(|e| e.to_string())? {
+            Some(n) => at += n,
+            None => break,
+        }
+    }
+    Ok(at)
+}
+
+/// Splits a run of complete messages into frames without copying.
+fn frames(mut chunk: Bytes) -> impl Iterator<Item = Frame> {
+    std::iter::from_fn(move || {
+        if chunk.len() < 5 {
+            return None;
+        }
+        let tag = *chunk.first()?;
+        let len = u32::from_be_bytes(chunk.get(1..5)?.try_into().ok()?) as usize;
+        let total = 1 + len;
+        if chunk.len() < total {
+            return None;
+        }
+        let frame = chunk.split_to(total);
+        Some(Frame::new(tag, frame.slice(5..)))
+    })
+}
+
+/// Per-session audit state for the extended protocol.
+#[derive(Default)]
+struct Statements {
+    statements: HashMap<String, AuditedQuery>,
+    portals: HashMap<String, (String, Vec<String>)>,
+}
+
+fn text(s: &PgString) -> String {
+    s.to_string_lossy().into_owned()
+}
+
+/// Query text as stored: secrets masked, invalid UTF-8 replaced (and flagged), text longer
+/// than the limit cut at a character boundary with [`TRUNCATED_MARKER`] (and the original
+/// length kept).
+#[derive(Debug, Clone, PartialEq)]
+struct AuditedQuery {
+    text: String,
+    /// Original length in bytes.
+    length: usize,
+    invalid_utf8: bool,
+    masked: bool,
+    truncated: bool,
+}
+
+fn audited_query(raw: &PgString, max: usize) -> AuditedQuery {
+    let lossy = raw.to_string_lossy();
+    let invalid_utf8 = matches!(lossy, Cow::Owned(_));
+    let masked_text = crate::mask::mask_sql(&lossy);
+    let masked = matches!(masked_text, Cow::Owned(_));
+    let truncated = masked_text.len() > max;
+    let text = if truncated {
+        let mut cut = max;
+        while !masked_text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let mut t = String::with_capacity(cut + TRUNCATED_MARKER.len());
+        t.push_str(masked_text.get(..cut).unwrap_or_default());
+        t.push_str(TRUNCATED_MARKER);
+        t
+    } else {
+        masked_text.into_owned()
+    };
+    AuditedQuery {
+        text,
+        length: raw.len(),
+        invalid_utf8,
+        masked,
+        truncated,
+    }
+}
+
+/// Sets `<key>` and, when they apply, `<key>_length` (original bytes, when truncated),
+/// `<key>_truncated`, `<key>_invalid_utf8` and `<key>_masked`.
+fn query_field(e: &mut Event, key: &str, q: &AuditedQuery) {
+    e.set(key, &q.text);
+    if q.truncated {
+        e.set(&format!("{key}_length"), q.length);
+        e.set(&format!("{key}_truncated"), true);
+    }
+    if q.invalid_utf8 {
+        e.set(&format!("{key}_invalid_utf8"), true);
+    }
+    if q.masked {
+        e.set(&format!("{key}_masked"), true);
+    }
+}
+
+fn param_text(p: &Option<Bytes>, binary: bool) -> String {
+    match p {
+        None => "NULL".into(),
+        Some(b) if binary => {
+            use base64::Engine as _;
+            format!(
+                "base64:{}",
+                base64::engine::general_purpose::STANDARD.encode(b)
+            )
+        }
+        Some(b) => String::from_utf8_lossy(b).into_owned(),
+    }
+}
+
+/// The audit events one client message produces (Execute yields two: the statement event and
+/// the `db.session.query` with the bound parameters).
+fn audit_frontend(
+    agent: &Agent,
+    s: &Session,
+    st: &mut Statements,
+    frame: &Frame,
+    out: &mut Vec<Event>,
+) {
+    if let Some(e) = audit_frontend_one(agent, s, st, frame, out) {
+        out.push(e);
+    }
+}
+
+fn audit_frontend_one(
+    agent: &Agent,
+    s: &Session,
+    st: &mut Statements,
+    frame: &Frame,
+    extra: &mut Vec<Event>,
+) -> Option<Event> {
+    let msg = FrontendMessage::decode(frame).ok()?;
+    match msg {
+        FrontendMessage::Query(q) => {
+            let mut e = s.event(EventKind::DbSessionQuery);
+            let q = audited_query(&q.sql, agent.audit.max_query_bytes());
+            query_field(&mut e, "db_query", &q);
+            e.set("db_query_parameters", Vec::<String>::new());
+            Some(e)
+        }
+        FrontendMessage::Parse(p) => {
+            let name = text(&p.name);
+            let query = audited_query(&p.query, agent.audit.max_query_bytes());
+            let mut e = s
+                .event(EventKind::PostgresParse)
+                .with("statement_name", &name);
+            query_field(&mut e, "query", &query);
+            if st.statements.len() < MAX_TRACKED || st.statements.contains_key(&name) {
+                st.statements.insert(name, query);
+            }
+            Some(e)
+        }
+        FrontendMessage::Bind(b) => {
+            let statement = text(&b.statement);
+            let portal = text(&b.portal);
+            let params: Vec<String> = b
+                .params
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let binary = match b.param_formats.as_slice() {
+                        [] => false,
+                        [one] => *one == 1,
+                        many => many.get(i).copied() == Some(1),
+                    };
+                    param_text(p, binary)
+                })
+                .collect();
+            if st.portals.len() < MAX_TRACKED || st.portals.contains_key(&portal) {
+                st.portals
+                    .insert(portal.clone(), (statement.clone(), params.clone()));
+            }
+            Some(
+                s.event(EventKind::PostgresBind)
+                    .with("statement_name", statement)
+                    .with("portal_name", portal)
+                    .with("parameters", params),
+            )
+        }
+        FrontendMessage::Execute(x) => {
+            let portal = text(&x.portal);
+            let mut out = s
+                .event(EventKind::PostgresExecute)
+                .with("portal_name", portal.clone());
+            if let Some((statement, params)) = st.portals.get(&portal) {
+                if let Some(q) = st.statements.get(statement) {
+                    // Also the query event SIEM rules look for, with the bound parameters.
+                    let mut qe = s.event(EventKind::DbSessionQuery);
+                    query_field(&mut qe, "db_query", q);
+                    qe.set("db_query_parameters", params.clone());
+                    extra.push(qe);
+                }
+                out.set("statement_name", statement.clone());
+            }
+            Some(out)
+        }
+        FrontendMessage::Close(c) => {
+            let name = text(&c.name);
+            let e = s.event(EventKind::PostgresClose);
+            Some(match c.target {
+                Target::Statement => {
+                    st.statements.remove(&name);
+                    e.with("statement_name", name)
+                }
+                Target::Portal => {
+                    st.portals.remove(&name);
+                    e.with("portal_name", name)
+                }
+            })
+        }
+        FrontendMessage::FunctionCall(f) => {
+            let args: Vec<String> = f.args.iter().map(|a| param_text(a, true)).collect();
+            Some(
+                s.event(EventKind::PostgresFunctionCall)
+                    .with("function_oid", f.function_oid)
+                    .with("function_args", args),
+            )
+        }
+        _ => None,
+    }
+}
+
+fn now_secs() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Relays until either side ends or the session must stop; returns why it stopped, if the
+/// proxy ended it.
+async fn relay<C>(
+    agent: &Arc<Agent>,
+    s: &Session,
+    client: C,
+    server: ServerStream,
+    mut cbuf: BytesMut,
+) -> Option<(String, Option<SessionEndReason>)>
+where
+    C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut client_r, mut client_w) = tokio::io::split(client);
+    let (mut server_r, mut server_w) = tokio::io::split(server);
+    let last_activity = Arc::new(AtomicI64::new(now_secs()));
+    let framer = Framer::new();
+    let options = s.checker.options();
+    // The client side asks the server side to end the session with a FATAL.
+    let (refuse_tx, refuse_rx) = tokio::sync::oneshot::channel::<Refusal>();
+
+    // Client → server: frame, audit, forward in one write per read.
+    let c2s = {
+        let last = Arc::clone(&last_activity);
+        async move {
+            let mut st = Statements::default();
+            let mut refuse_tx = Some(refuse_tx);
+            loop {
+                let n = complete_prefix(&framer, &cbuf)
+                    .map_err(|e| format!("client sent a bad message: {e}"))?;
+                if n > 0 {
+                    let chunk = cbuf.split_to(n).freeze();
+                    let mut terminate = false;
+                    let mut events = Vec::new();
+                    for frame in frames(chunk.clone()) {
+                        if frame.tag == b'X' {
+                            terminate = true;
+                        }
+                        audit_frontend(agent, s, &mut st, &frame, &mut events);
+                    }
+                    // The events are on disk before the database sees the messages: a query
+                    // that ran is in the audit log whatever dies afterwards.
+                    if let Err(e) = agent.audit.record(events).await {
+                        tracing::warn!(sid = %s.sid, error = %e, "ending the session: its audit events cannot be recorded");
+                        if let Some(tx) = refuse_tx.take() {
+                            let _ = tx.send(audit_refusal());
+                        }
+                        // The server side sends the FATAL and ends the session.
+                        return std::future::pending().await;
+                    }
+                    server_w
+                        .write_all(&chunk)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    server_w.flush().await.map_err(|e| e.to_string())?;
+                    if terminate {
+                        return Ok::<_, String>(());
+                    }
+                }
+                match client_r.read_buf(&mut cbuf).await {
+                    Ok(0) => return Ok(()),
+                    Ok(_) => last.store(now_secs(), Ordering::Relaxed),
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        }
+    };
+
+    // Why the session must end, if it must.
+    let stop = {
+        let mut state = agent.state.subscribe();
+        let user = s.identity.username.clone();
+        let expires = s.identity.expires;
+        let last = Arc::clone(&last_activity);
+        async move {
+            let expiry = async {
+                if options.disconnect_expired_cert {
+                    let left = expires - OffsetDateTime::now_utc();
+                    tokio::time::sleep(Duration::try_from(left).unwrap_or(Duration::ZERO)).await;
+                    return refusal(
+                        sqlstate::ADMIN_SHUTDOWN,
+                        "Portcullis: your certificate expired; the session ends",
+                        "log in again: `pc login`, then `pc db login NAME`",
+                    )
+                    .ending(SessionEndReason::CertExpired);
+                }
+                std::future::pending().await
+            };
+            let lock = async {
+                loop {
+                    if let Some(l) = state.borrow_and_update().lock_for(&user) {
+                        let msg = if l.message.is_empty() {
+                            "an administrator locked your access".to_owned()
+                        } else {
+                            format!("an administrator locked your access: {}", l.message)
+                        };
+                        return refusal(
+                            sqlstate::ADMIN_SHUTDOWN,
+                            format!("Portcullis: {msg}; the session ends"),
+                            "",
+                        )
+                        .ending(SessionEndReason::Locked);
+                    }
+                    if state.changed().await.is_err() {
+                        return std::future::pending().await;
+                    }
+                }
+            };
+            let idle = async {
+                let Some(limit) = options.client_idle_timeout else {
+                    return std::future::pending().await;
+                };
+                loop {
+                    let idle_for = now_secs() - last.load(Ordering::Relaxed);
+                    let left = limit.as_secs() as i64 - idle_for;
+                    if left <= 0 {
+                        return refusal(
+                            sqlstate::ADMIN_SHUTDOWN,
+                            format!(
+                                "Portcullis: the session was idle for {}s and ends",
+                                limit.as_secs()
+                            ),
+                            "",
+                        )
+                        .ending(SessionEndReason::IdleTimeout);
+                    }
+                    tokio::time::sleep(Duration::from_secs(left as u64)).await;
+                }
+            };
+            let audit = async {
+                match refuse_rx.await {
+                    Ok(r) => r,
+                    Err(_) => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = expiry => r,
+                r = lock => r,
+                r = idle => r,
+                r = audit => r,
+            }
+        }
+    };
+
+    // Why the agent ended the session, for `db.session.end`.
+    let end_reason: Arc<std::sync::Mutex<Option<SessionEndReason>>> = Arc::default();
+    let end_slot = Arc::clone(&end_reason);
+    // Server → client: forward whole messages only, so a FATAL can follow at a boundary.
+    let s2c = async move {
+        tokio::pin!(stop);
+        let mut sbuf = BytesMut::with_capacity(16 * 1024);
+        loop {
+            tokio::select! {
+                biased;
+                r = &mut stop => {
+                    if let Ok(mut slot) = end_slot.lock() {
+                        *slot = r.end;
+                    }
+                    send_fatal(&mut client_w, &r).await;
+                    let _ = client_w.shutdown().await;
+                    return Err(r.message);
+                }
+                read = server_r.read_buf(&mut sbuf) => {
+                    match read {
+                        Ok(0) => {
+                            if !sbuf.is_empty() {
+                                let _ = client_w.write_all(&sbuf).await;
+                            }
+                            let _ = client_w.flush().await;
+                            let _ = client_w.shutdown().await;
+                            return Ok(());
+                        }
+                        Ok(_) => {
+                            let n = complete_prefix(&framer, &sbuf).map_err(|e| format!("database sent a bad message: {e}"))?;
+                            if n > 0 {
+                                let chunk = sbuf.split_to(n);
+                                client_w.write_all(&chunk).await.map_err(|e| e.to_string())?;
+                                client_w.flush().await.map_err(|e| e.to_string())?;
+                            }
+                        }
+                        Err(e) => return Err(e.to_string()),
+                    }
+                }
+            }
+        }
+    };
+
+    tokio::select! {
+        r = c2s => {
+            if let Err(e) = r { tracing::debug!(sid = %s.sid, error = %e, "client side ended"); }
+            None
+        }
+        r = s2c => match r {
+            Ok(()) => None,
+            Err(reason) => {
+                tracing::info!(sid = %s.sid, %reason, "session ended by the agent");
+                let code = end_reason.lock().ok().and_then(|g| *g);
+                Some((reason, code))
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+#[path = "postgres_tests.rs"]
+mod tests;

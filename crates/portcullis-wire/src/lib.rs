@@ -1,0 +1,20 @@
+//! Wire-protocol codecs for the proxy and the database agent.
+//!
+//! Everything here is pure: bytes in, typed messages or typed errors out. There is no I/O (no
+//! tokio), so the same code runs in the proxy, the agent, the tests and the fuzzers.
+//!
+//! - [`sniff`] classifies the first bytes on the proxy's single public port (TLS, PostgreSQL,
+//!   plain HTTP, …) without ever panicking.
+//! - [`postgres`] is the PostgreSQL v3 protocol (3.0 and 3.2): two-step framing over a
+//!   persistent `BytesMut`, one message per file, raw `Bytes` kept so a relayed message is never
+//!   copied, and fields decoded only when the audit log or the startup exchange needs them.
+//!
+//! Every decoder treats its input as hostile: lengths are checked before anything is
+//! allocated, and malformed input yields a [`WireError`] that says what was wrong.
+#![forbid(unsafe_code)]
+
+mod error;
+pub mod postgres;
+pub mod sniff;
+
+pub use error::WireError;

@@ -1,0 +1,202 @@
+//! Bounds-checked reading and writing shared by every message file.
+//!
+//! The reader slices the frame body (`Bytes::split_to`), so string and binary fields share the
+//! frame's allocation instead of being copied.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use crate::WireError;
+
+/// Reads big-endian integers and NUL-terminated strings from a message body, checking every
+/// length first so hostile input yields an error instead of a panic.
+pub(crate) struct Reader {
+    buf: Bytes,
+    message: &'static str,
+}
+
+impl Reader {
+    /// Starts reading `buf`, the body of a `message`, named in errors.
+    pub(crate) fn new(message: &'static str, buf: Bytes) -> Self {
+        Self { buf, message }
+    }
+
+    /// Bytes not read yet.
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.len()
+    }
+
+    fn need(&self, n: usize, field: &'static str) -> Result<(), WireError> {
+        if self.buf.len() < n {
+            return Err(WireError::Truncated {
+                message: self.message,
+                field,
+            });
+        }
+        Ok(())
+    }
+
+    /// One byte.
+    pub(crate) fn u8(&mut self, field: &'static str) -> Result<u8, WireError> {
+        self.need(1, field)?;
+        Ok(self.buf.get_u8())
+    }
+
+    /// A signed 16-bit integer.
+    pub(crate) fn i16(&mut self, field: &'static str) -> Result<i16, WireError> {
+        self.need(2, field)?;
+        Ok(self.buf.get_i16())
+    }
+
+    /// An unsigned 16-bit integer (PostgreSQL reads counts this way).
+    pub(crate) fn u16(&mut self, field: &'static str) -> Result<u16, WireError> {
+        self.need(2, field)?;
+        Ok(self.buf.get_u16())
+    }
+
+    /// A signed 32-bit integer.
+    pub(crate) fn i32(&mut self, field: &'static str) -> Result<i32, WireError> {
+        self.need(4, field)?;
+        Ok(self.buf.get_i32())
+    }
+
+    /// An unsigned 32-bit integer (OIDs).
+    pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, WireError> {
+        self.need(4, field)?;
+        Ok(self.buf.get_u32())
+    }
+
+    /// Exactly `n` bytes, sharing the body's allocation.
+    pub(crate) fn bytes(&mut self, n: usize, field: &'static str) -> Result<Bytes, WireError> {
+        self.need(n, field)?;
+        Ok(self.buf.split_to(n))
+    }
+
+    /// A NUL-terminated string, without its NUL, sharing the body's allocation.
+    pub(crate) fn cstr(&mut self, field: &'static str) -> Result<Bytes, WireError> {
+        let Some(nul) = self.buf.iter().position(|&b| b == 0) else {
+            return Err(WireError::MissingNul {
+                message: self.message,
+                field,
+            });
+        };
+        let s = self.buf.split_to(nul);
+        self.buf.advance(1);
+        Ok(s)
+    }
+
+    /// A length-prefixed (`Int32`, -1 = NULL) value, as in Bind and FunctionCall.
+    pub(crate) fn nullable(&mut self, field: &'static str) -> Result<Option<Bytes>, WireError> {
+        let len = self.i32(field)?;
+        match len {
+            -1 => Ok(None),
+            n if n < -1 => Err(WireError::InvalidValue {
+                message: self.message,
+                field: "value length",
+                value: i64::from(n),
+            }),
+            n => {
+                let n = usize::try_from(n).map_err(|_| WireError::InvalidValue {
+                    message: self.message,
+                    field: "value length",
+                    value: i64::from(n),
+                })?;
+                self.bytes(n, field).map(Some)
+            }
+        }
+    }
+
+    /// Everything left.
+    pub(crate) fn rest(&mut self) -> Bytes {
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Capacity to reserve for `count` items of at least `min_size` bytes each: never more than
+    /// the bytes present could hold, so a forged count cannot make us allocate.
+    pub(crate) fn capacity_for(&self, count: usize, min_size: usize) -> usize {
+        count.min(self.buf.len() / min_size.max(1))
+    }
+
+    /// Ends decoding; bytes left over are an error.
+    pub(crate) fn finish(self) -> Result<(), WireError> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(WireError::TrailingBytes {
+                message: self.message,
+                count: self.buf.len(),
+            })
+        }
+    }
+}
+
+/// Appends `s` and its NUL terminator, refusing a NUL inside `s`.
+pub(crate) fn put_cstr(
+    dst: &mut BytesMut,
+    s: &[u8],
+    message: &'static str,
+    field: &'static str,
+) -> Result<(), WireError> {
+    if s.contains(&0) {
+        return Err(WireError::InteriorNul { message, field });
+    }
+    dst.put_slice(s);
+    dst.put_u8(0);
+    Ok(())
+}
+
+/// The largest count a 16-bit count field carries (PostgreSQL reads them unsigned).
+pub(crate) const MAX_COUNT: usize = u16::MAX as usize;
+
+/// Appends a 16-bit count, refusing more than 65535 items.
+pub(crate) fn put_count(
+    dst: &mut BytesMut,
+    count: usize,
+    message: &'static str,
+    field: &'static str,
+) -> Result<(), WireError> {
+    let n = u16::try_from(count).map_err(|_| WireError::TooMany {
+        message,
+        field,
+        count,
+        max: MAX_COUNT,
+    })?;
+    dst.put_u16(n);
+    Ok(())
+}
+
+/// Appends a length-prefixed value (`None` is written as length -1).
+pub(crate) fn put_nullable(dst: &mut BytesMut, value: Option<&Bytes>) -> Result<(), WireError> {
+    match value {
+        None => dst.put_i32(-1),
+        Some(v) => {
+            let n = i32::try_from(v.len()).map_err(|_| WireError::MessageTooLarge {
+                len: v.len(),
+                max: i32::MAX as usize,
+            })?;
+            dst.put_i32(n);
+            dst.put_slice(v);
+        }
+    }
+    Ok(())
+}
+
+/// Reads a big-endian `u32` at `at`, or `None` if `src` is too short.
+pub(crate) fn be_u32(src: &[u8], at: usize) -> Option<u32> {
+    let end = at.checked_add(4)?;
+    let b: [u8; 4] = src.get(at..end)?.try_into().ok()?;
+    Some(u32::from_be_bytes(b))
+}
+
+/// Overwrites the 4-byte length placeholder at `at` with the length from `at` to the end.
+pub(crate) fn patch_len(dst: &mut BytesMut, at: usize) -> Result<(), WireError> {
+    let len = dst.len().saturating_sub(at);
+    let n = i32::try_from(len).map_err(|_| WireError::MessageTooLarge {
+        len,
+        max: i32::MAX as usize,
+    })?;
+    let end = at.saturating_add(4);
+    if let Some(slot) = dst.get_mut(at..end) {
+        slot.copy_from_slice(&n.to_be_bytes());
+    }
+    Ok(())
+}

@@ -1,0 +1,540 @@
+//! A whole PostgreSQL access stack for end-to-end tests: a cluster (auth + proxy), a real
+//! PostgreSQL from the test kit with a certificate from the cluster's db CA, a database agent
+//! in its own process that joins with a token over the network tunnel, a user, and `pc`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs,
+    dead_code
+)]
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use portcullis_testkit::{PostgresServer, ServerTls};
+
+use super::{assert_success, bin, Cluster};
+
+/// The password every test user gets.
+pub const PASSWORD: &str = "correct-horse-battery";
+
+/// Everything running for one test.
+pub struct PgStack {
+    pub cluster: Cluster,
+    pub pg: PostgresServer,
+    pub agent: Option<Child>,
+    pub agent_dir: PathBuf,
+    pub proxy_addr: String,
+    pub home: PathBuf,
+}
+
+impl Drop for PgStack {
+    fn drop(&mut self) {
+        if let Some(mut a) = self.agent.take() {
+            let _ = a.kill();
+            let _ = a.wait();
+        }
+    }
+}
+
+/// Waits for `path` to hold text.
+pub fn wait_for_file(path: &Path, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(t) = fs::read_to_string(path) {
+            if !t.trim().is_empty() {
+                return t.trim().to_owned();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} did not appear",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl PgStack {
+    /// Starts everything; `roles_yaml` is extra role resources to create (may be empty).
+    pub fn start(extra_config: &str) -> Self {
+        // A pinned port, so a restarted proxy comes back where agents and clients look for it.
+        let port = portcullis_testkit::free_port().expect("a free port for the proxy");
+        let cluster = Cluster::start_with(&format!(
+            "proxy_service: {{ enabled: true, listen_addr: '127.0.0.1:{port}' }}\n{extra_config}"
+        ));
+        let proxy_addr = wait_for_file(
+            &cluster.data_dir().join("admin/proxy_addr"),
+            Duration::from_secs(10),
+        );
+        let pg = start_postgres(&cluster, None);
+        let mut stack = Self {
+            agent: None,
+            agent_dir: cluster.dir().join("agent"),
+            home: cluster.dir().join("home"),
+            proxy_addr,
+            cluster,
+            pg,
+        };
+        fs::create_dir_all(&stack.home).unwrap();
+        stack.start_agent();
+        stack
+    }
+
+    /// The single-node default: auth, proxy and agent in ONE daemon (the agent gets sessions
+    /// handed over in memory), in front of a real PostgreSQL.
+    pub fn start_single_node() -> Self {
+        let port = portcullis_testkit::free_port().expect("a free port for the proxy");
+        let pg_port = portcullis_testkit::free_port().expect("a free port for PostgreSQL");
+        let cluster = Cluster::start_with(&format!(
+            "proxy_service: {{ enabled: true, listen_addr: '127.0.0.1:{port}' }}\n\
+             db_service:\n  enabled: true\n  databases:\n    - name: pg1\n      protocol: postgres\n      uri: '127.0.0.1:{pg_port}'\n      static_labels: {{ env: dev }}\n"
+        ));
+        let proxy_addr = wait_for_file(
+            &cluster.data_dir().join("admin/proxy_addr"),
+            Duration::from_secs(10),
+        );
+        let pg = start_postgres(&cluster, Some(pg_port));
+        let stack = Self {
+            agent: None,
+            agent_dir: cluster.dir().join("agent"),
+            home: cluster.dir().join("home"),
+            proxy_addr,
+            cluster,
+            pg,
+        };
+        fs::create_dir_all(&stack.home).unwrap();
+        stack
+    }
+
+    /// Starts (or restarts) the agent process; it joins on first start.
+    pub fn start_agent(&mut self) {
+        if let Some(mut a) = self.agent.take() {
+            let _ = a.kill();
+            let _ = a.wait();
+        }
+        fs::create_dir_all(&self.agent_dir).unwrap();
+        let config = self.agent_dir.join("agent.yaml");
+        if !config.exists() {
+            let token: serde_json::Value = serde_json::from_str(&self.cluster.pcctl_ok(&[
+                "tokens",
+                "add",
+                "--type=db",
+                "--format=json",
+            ]))
+            .unwrap();
+            fs::write(
+                &config,
+                format!(
+                    "version: v1\ncluster_name: e2e\ndata_dir: {data}\nlog: {{ level: debug }}\nauth_service: {{ enabled: false }}\ndb_service:\n  enabled: true\n  proxy_addr: '{proxy}'\n  join_token: '{token}'\n  ca_pin: '{pin}'\n  databases:\n    - name: pg1\n      protocol: postgres\n      uri: '127.0.0.1:{port}'\n      description: Test database\n      static_labels: {{ env: dev }}\n      dynamic_labels: [ {{ name: tier, command: [echo, gold], period: 1s }} ]\n",
+                    data = self.agent_dir.join("data").display(),
+                    proxy = self.proxy_addr,
+                    token = token["token"].as_str().unwrap(),
+                    pin = token["ca_pin"].as_str().unwrap(),
+                    port = self.pg.port(),
+                ),
+            )
+            .unwrap();
+        }
+        let log_offset = self.agent_log().len();
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.agent_dir.join("agent.log"))
+            .unwrap();
+        let child = Command::new(bin("portcullis"))
+            .arg("start")
+            .arg("-c")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.agent = Some(child);
+        self.wait_for_tunnel_after(log_offset, Duration::from_secs(20));
+    }
+
+    /// Waits until the agent log, past byte `offset`, says the tunnel is up (so a restarted
+    /// agent is not mistaken for ready by its previous run's line).
+    pub fn wait_for_tunnel_after(&self, offset: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let log = self.agent_log();
+            if log
+                .get(offset..)
+                .is_some_and(|l| l.contains("tunnel to the proxy is up"))
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agent did not connect:\n{log}\n{}",
+                self.cluster.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Kills the agent process (SIGKILL).
+    pub fn kill_agent(&mut self) {
+        if let Some(mut a) = self.agent.take() {
+            let _ = a.kill();
+            let _ = a.wait();
+        }
+    }
+
+    /// The agent's log so far.
+    pub fn agent_log(&self) -> String {
+        fs::read_to_string(self.agent_dir.join("agent.log")).unwrap_or_default()
+    }
+
+    /// Waits until auth lists `db` (the agent registered it).
+    pub fn wait_for_database(&self, db: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = self.cluster.pcctl(&["status"]);
+            let _ = out;
+            // Registration is visible through the proxy to users; check via the audit-free
+            // admin path: the proxy answers a session only once the tunnel is up, so poll the
+            // agent log for the tunnel and the registration.
+            let log = self.agent_log();
+            if log.contains("tunnel to the proxy is up") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agent did not connect for {db}:\n{log}\n{}",
+                self.cluster.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Adds a user with a password (second factor off in the harness).
+    pub fn add_user(&self, name: &str, roles: &str, db_users: &str, db_names: &str) {
+        let mut args = vec!["users", "add", name];
+        let roles = format!("--roles={roles}");
+        let users = format!("--db-users={db_users}");
+        let names = format!("--db-names={db_names}");
+        args.push(&roles);
+        if !db_users.is_empty() {
+            args.push(&users);
+        }
+        if !db_names.is_empty() {
+            args.push(&names);
+        }
+        args.push("--password-stdin");
+        let mut cmd = Command::new(bin("pcctl"));
+        cmd.arg("-d").arg(self.cluster.data_dir()).args(&args);
+        let out = run_with_stdin(&mut cmd, PASSWORD);
+        assert_success("users add", &out);
+    }
+
+    /// Runs `pc` with this stack's home and service file.
+    pub fn pc(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new(bin("pc"));
+        cmd.args(args)
+            .env("PORTCULLIS_HOME", self.home.join(".portcullis"))
+            .env("PGSERVICEFILE", self.home.join("pg_service.conf"))
+            .env("HOME", &self.home);
+        run_with_stdin(&mut cmd, stdin.unwrap_or(""))
+    }
+
+    /// `pc login` as `user`.
+    pub fn login(&self, user: &str) {
+        let proxy = format!("--proxy={}", self.proxy_addr);
+        let u = format!("--user={user}");
+        let out = self.pc(
+            &["login", &proxy, &u, "--password-stdin", "--insecure"],
+            Some(PASSWORD),
+        );
+        assert_success("pc login", &out);
+    }
+
+    /// psql through the proxy with the `[NAME]` service `pc db login` wrote.
+    pub fn psql(&self, service: &str, sql: &str) -> Output {
+        let mut cmd = Command::new(portcullis_testkit::binary_path("psql").unwrap());
+        cmd.arg(format!("service={service}"))
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .env("PGSERVICEFILE", self.home.join("pg_service.conf"))
+            .env("PGCONNECT_TIMEOUT", "10");
+        portcullis_testkit::run_command(&mut cmd, Duration::from_secs(30)).unwrap()
+    }
+
+    /// `pc db login NAME --db-user=U --db-name=D`, which must succeed.
+    pub fn db_login(&self, name: &str, db_user: &str, db_name: &str) {
+        let u = format!("--db-user={db_user}");
+        let d = format!("--db-name={db_name}");
+        assert_success(
+            "pc db login",
+            &self.pc(&["db", "login", name, &u, &d], None),
+        );
+    }
+
+    /// Creates (or replaces) resources from YAML with `pcctl create -f FILE --force`.
+    pub fn create_resources(&self, yaml: &str) {
+        let file = self
+            .cluster
+            .dir()
+            .join(format!("resource-{}.yaml", uuid_like()));
+        fs::write(&file, yaml).unwrap();
+        self.cluster
+            .pcctl_ok(&["create", "-f", file.to_str().unwrap(), "--force"]);
+    }
+
+    /// The parameters of the `[NAME]` section `pc db login` wrote to the service file.
+    pub fn service_params(&self, name: &str) -> std::collections::HashMap<String, String> {
+        let text = fs::read_to_string(self.home.join("pg_service.conf")).unwrap();
+        let mut out = std::collections::HashMap::new();
+        let mut inside = false;
+        for line in text.lines().map(str::trim) {
+            if line.starts_with('[') {
+                inside = line == format!("[{name}]");
+            } else if inside {
+                if let Some((k, v)) = line.split_once('=') {
+                    out.insert(k.trim().to_owned(), v.trim().to_owned());
+                }
+            }
+        }
+        assert!(!out.is_empty(), "no [{name}] section in:\n{text}");
+        out
+    }
+
+    /// The variables `pc db env NAME` exports.
+    pub fn pc_db_env(&self, name: &str) -> Vec<(String, String)> {
+        let out = assert_success("pc db env", &self.pc(&["db", "env", name], None));
+        out.lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| {
+                let v = v
+                    .strip_prefix('\'')
+                    .and_then(|v| v.strip_suffix('\''))
+                    .unwrap_or(v);
+                (k.to_owned(), v.replace("'\\''", "'"))
+            })
+            .collect()
+    }
+
+    /// A psql command for the `[NAME]` service (add `-c` and friends), not yet run.
+    pub fn psql_command(&self, conninfo: &str) -> Command {
+        let mut cmd = Command::new(portcullis_testkit::binary_path("psql").unwrap());
+        cmd.arg(conninfo)
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+            .env("PGSERVICEFILE", self.home.join("pg_service.conf"))
+            .env("HOME", &self.home)
+            .env("PGCONNECT_TIMEOUT", "10");
+        cmd
+    }
+
+    /// Starts psql in the background (`-c sql`), its output piped.
+    pub fn spawn_psql(&self, service: &str, sql: &str) -> Child {
+        self.psql_command(&format!("service={service}"))
+            .args(["-c", sql])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Polls psql `select 1` until it succeeds; returns how long that took.
+    pub fn wait_until_psql_works(&self, service: &str, within: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            let out = self.psql(service, "select 1");
+            if out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "1" {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < within,
+                "psql did not work again within {within:?}: {}\n{}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                self.agent_log(),
+                self.cluster.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Starts `pc proxy db NAME --port=0` and returns it with the port it printed.
+    pub fn pc_proxy_db(&self, name: &str) -> PcProxy {
+        let mut child = Command::new(bin("pc"))
+            .args(["proxy", "db", name, "--port=0"])
+            .env("PORTCULLIS_HOME", self.home.join(".portcullis"))
+            .env("PGSERVICEFILE", self.home.join("pg_service.conf"))
+            .env("HOME", &self.home)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            if let Some(Ok(first)) = lines.next() {
+                let _ = tx.send(first);
+            }
+            // Keep draining so pc never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let mut guard = PcProxy { child, port: 0 };
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("pc proxy db printed nothing");
+        let port = line
+            .split("127.0.0.1:")
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        guard.port = port;
+        guard
+    }
+
+    /// Every audit event so far.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        let text =
+            fs::read_to_string(self.cluster.data_dir().join("log/events.log")).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Waits until an event matching `pred` is logged.
+    pub fn wait_for_event(
+        &self,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(e) = self.events().into_iter().find(|e| pred(e)) {
+                return e;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {what} event; events:\n{:#?}",
+                self.events()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A running `pc proxy db`; killed on drop.
+pub struct PcProxy {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl PcProxy {
+    /// A tokio-postgres connection string for the local (plaintext) tunnel.
+    pub fn conninfo(&self, user: &str, dbname: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user={user} dbname={dbname} sslmode=disable connect_timeout=10",
+            self.port
+        )
+    }
+}
+
+impl Drop for PcProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Waits for a child with a deadline; kills it when the deadline passes. Returns its output
+/// and whether it ended by itself.
+pub fn wait_child(mut child: Child, within: Duration) -> (Output, bool) {
+    let deadline = Instant::now() + within;
+    let mut ended = true;
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            ended = false;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child.wait_with_output().unwrap(), ended)
+}
+
+/// stdout and stderr of a command, together.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A real PostgreSQL presenting a certificate from the cluster's db CA (made with `pcctl auth
+/// sign`), with roles `app` and `ro` and a database `shop` owned by `app`.
+fn start_postgres(cluster: &Cluster, port: Option<u16>) -> PostgresServer {
+    let certs = cluster.dir().join("dbcerts");
+    fs::create_dir_all(&certs).unwrap();
+    let prefix = certs.join("server");
+    cluster.pcctl_ok(&[
+        "auth",
+        "sign",
+        "--format=db",
+        "--host=127.0.0.1,localhost",
+        "--out",
+        prefix.to_str().unwrap(),
+    ]);
+    let tls = ServerTls {
+        ca_cert_pem: fs::read_to_string(certs.join("server.cas")).unwrap(),
+        server_cert_pem: fs::read_to_string(certs.join("server.crt")).unwrap(),
+        server_key_pem: fs::read_to_string(certs.join("server.key")).unwrap(),
+    };
+    let mut builder = PostgresServer::builder(tls);
+    if let Some(port) = port {
+        builder = builder.port(port);
+    }
+    let pg = builder.start().expect("starting PostgreSQL");
+    pg.create_role("app").unwrap();
+    pg.create_role("ro").unwrap();
+    pg.create_database("shop", "app").unwrap();
+    pg
+}
+
+/// Runs a command with `input` on stdin, bounded in time.
+pub fn run_with_stdin(cmd: &mut Command, input: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_owned();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = writer.join();
+    out
+}
