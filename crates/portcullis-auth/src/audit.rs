@@ -248,6 +248,13 @@ impl AuditLog {
             .map_err(|e| AuthError::Internal(format!("writing the audit log: {e}")))
     }
 
+    /// Returns once every event emitted before the call is stored (or has failed and waits
+    /// for a retry): auth's own events are queued without waiting, and a reader that must
+    /// see them — a test, a shutdown — waits here first.
+    pub async fn settled(&self) -> Result<()> {
+        self.store(Vec::new()).await.map(|_| ())
+    }
+
     /// Queues lines without waiting for them to be stored.
     fn submit(&self, lines: Vec<(u128, String)>) {
         match self.tx.try_send(Job { lines, ack: None }) {

@@ -152,6 +152,8 @@ async fn changes_logins_and_certificates_are_audited_with_the_actor() {
     );
     h.admin.delete("/v1/users/bob").await.unwrap();
 
+    // Auth's own events are queued, not awaited by the request: wait until they are stored.
+    h.auth.audit_log().unwrap().settled().await.unwrap();
     let all = events(dir.path());
     for e in &all {
         assert_eq!(e["cluster_name"], CLUSTER, "{e}");
