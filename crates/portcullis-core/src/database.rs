@@ -33,6 +33,16 @@ impl DbProtocol {
             Self::Mongodb => "mongodb",
         }
     }
+
+    /// The product name, as messages to people spell it.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Self::Postgres => "PostgreSQL",
+            Self::Mysql => "MySQL/MariaDB",
+            Self::Redis => "Redis",
+            Self::Mongodb => "MongoDB",
+        }
+    }
 }
 
 impl fmt::Display for DbProtocol {

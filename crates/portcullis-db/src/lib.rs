@@ -13,6 +13,7 @@ pub mod dbcerts;
 pub mod identity;
 pub mod mask;
 pub mod postgres;
+pub mod session;
 pub mod spec;
 pub mod spool;
 pub mod state;

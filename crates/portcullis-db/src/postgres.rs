@@ -13,23 +13,23 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use portcullis_audit::{Event, EventKind, Fragment, SessionEndReason};
+use portcullis_audit::{Event, EventKind};
 use portcullis_core::database::DbProtocol;
-use portcullis_core::identity::Identity;
-use portcullis_core::rbac::AccessChecker;
 use portcullis_wire::postgres::{
     sqlstate, Authentication, BackendMessage, CancelRequest, ErrorResponse, Frame, Framer,
     FrontendMessage, InitialPacket, Message, PgString, StartupMessage, Target,
 };
-use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::session::{
+    audit_refusal, authorize, must_end, record_end, record_start_failure, refusal,
+    start_failure_event, Activity, Asked, Refusal, RefusalKind, Session,
+};
 use crate::spec::DbSpec;
 use crate::Agent;
 
@@ -96,68 +96,21 @@ pub async fn cancel(agent: &Agent, process_id: i32, secret_key: Bytes) {
     }
 }
 
-/// What an authorised session is.
-struct Session {
-    /// Fields every event of the session carries, serialised once.
-    base: Fragment,
-    identity: Identity,
-    spec: DbSpec,
-    db_user: String,
-    db_name: String,
-    sid: String,
-    client_addr: String,
-    checker: AccessChecker,
-}
-
-/// Why a session was refused or ended.
-struct Refusal {
-    code: &'static str,
-    message: String,
-    hint: &'static str,
-    /// When a live session is ended: why, as the stable token `db.session.end` carries.
-    end: Option<SessionEndReason>,
-}
-
-fn refusal(code: &'static str, message: impl Into<String>, hint: &'static str) -> Refusal {
-    Refusal {
-        code,
-        message: message.into(),
-        hint,
-        end: None,
-    }
-}
-
-impl Refusal {
-    /// Marks the refusal as ending a live session for `reason`.
-    fn ending(mut self, reason: SessionEndReason) -> Self {
-        self.end = Some(reason);
-        self
-    }
-}
-
-impl Session {
-    fn event(&self, kind: EventKind) -> Event {
-        Event::new(kind, &self.identity.cluster_name).with_fragment(&self.base)
-    }
-
-    fn base_fields(&mut self, agent: &Agent) {
-        self.base = Fragment::new()
-            .with("user", &self.identity.username)
-            .with("sid", &self.sid)
-            .with("db_service", &self.spec.name)
-            .with("db_protocol", "postgres")
-            .with("db_uri", &self.spec.uri)
-            .with("db_user", &self.db_user)
-            .with("db_name", &self.db_name)
-            .with("db_roles", &self.identity.roles)
-            .with("server_id", &agent.identity.host.host_id)
-            .with("addr.remote", &self.client_addr);
+/// The SQLSTATE a refusal of `kind` carries.
+fn sqlstate_of(kind: RefusalKind) -> &'static str {
+    match kind {
+        RefusalKind::Unauthenticated => sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+        RefusalKind::Forbidden => sqlstate::INSUFFICIENT_PRIVILEGE,
+        RefusalKind::Unavailable => sqlstate::CANNOT_CONNECT_NOW,
+        RefusalKind::Protocol => sqlstate::PROTOCOL_VIOLATION,
+        RefusalKind::Shutdown => sqlstate::ADMIN_SHUTDOWN,
+        RefusalKind::ConnectionFailure => sqlstate::CONNECTION_FAILURE,
     }
 }
 
 async fn send_fatal<W: AsyncWrite + Unpin>(w: &mut W, r: &Refusal) {
     let mut out = BytesMut::new();
-    let mut e = ErrorResponse::fatal(r.code, &r.message);
+    let mut e = ErrorResponse::fatal(sqlstate_of(r.kind), &r.message);
     if !r.hint.is_empty() {
         e = e.hint(r.hint);
     }
@@ -165,157 +118,6 @@ async fn send_fatal<W: AsyncWrite + Unpin>(w: &mut W, r: &Refusal) {
         let _ = w.write_all(&out).await;
         let _ = w.flush().await;
     }
-}
-
-/// A refusal and, when the certificate could be read, whose.
-type Denied = Box<(Option<Identity>, Refusal)>;
-
-fn authorize(
-    agent: &Agent,
-    cert: &[u8],
-    startup: &StartupMessage,
-    sid: &str,
-    client_addr: &str,
-) -> Result<Session, Denied> {
-    let state = agent.state.current();
-    let denied = |id: Option<&Identity>, r: Refusal| Box::new((id.cloned(), r));
-    let identity = portcullis_ca::decode_user_identity(cert).map_err(|e| {
-        denied(
-            None,
-            refusal(
-                sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
-                format!("Portcullis: {e}"),
-                "run `pc db login NAME`",
-            ),
-        )
-    })?;
-    if let Err(e) =
-        portcullis_ca::verify_signed_by(&state.user_ca_der, "user", cert, OffsetDateTime::now_utc())
-    {
-        return Err(denied(
-            Some(&identity),
-            refusal(
-                sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
-                format!("Portcullis: certificate {e}"),
-                "log in again: `pc login`, then `pc db login NAME`",
-            ),
-        ));
-    }
-    if identity.cluster_name != agent.identity.host.cluster_name {
-        return Err(denied(
-            Some(&identity),
-            refusal(
-                sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
-                "Portcullis: certificate from another cluster",
-                "",
-            ),
-        ));
-    }
-    let Some(route) = identity
-        .route
-        .clone()
-        .filter(|r| r.protocol == DbProtocol::Postgres)
-    else {
-        return Err(denied(
-            Some(&identity),
-            refusal(
-                sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
-                "Portcullis: the certificate is not routed to a PostgreSQL database",
-                "run `pc db login NAME`",
-            ),
-        ));
-    };
-    let Some(spec) = agent.databases.get(&route.service_name).cloned() else {
-        return Err(denied(
-            Some(&identity),
-            refusal(
-                sqlstate::CANNOT_CONNECT_NOW,
-                format!(
-                    "Portcullis: this agent does not serve {:?}",
-                    route.service_name
-                ),
-                "",
-            ),
-        ));
-    };
-    if let Some(lock) = state.lock_for(&identity.username) {
-        let msg = if lock.message.is_empty() {
-            "your access is locked by an administrator".to_owned()
-        } else {
-            format!("your access is locked: {}", lock.message)
-        };
-        return Err(denied(
-            Some(&identity),
-            refusal(
-                sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
-                format!("Portcullis: {msg}"),
-                "ask an administrator",
-            ),
-        ));
-    }
-    let asked_user = startup.user().unwrap_or_default();
-    if asked_user != route.db_user {
-        return Err(denied(
-            Some(&identity),
-            refusal(
-                sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
-                format!(
-                    "Portcullis: the certificate is for database user {:?}, not {asked_user:?}",
-                    route.db_user
-                ),
-                "connect with that user, or run `pc db login NAME --db-user=USER`",
-            ),
-        ));
-    }
-    let asked_db = startup.database().unwrap_or(asked_user).to_owned();
-    let db_name = match &route.db_name {
-        Some(d) if d != &asked_db => {
-            return Err(denied(
-                Some(&identity),
-                refusal(
-                    sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
-                    format!("Portcullis: the certificate is for database {d:?}, not {asked_db:?}"),
-                    "connect to that database, or run `pc db login NAME --db-name=DB`",
-                ),
-            ))
-        }
-        Some(d) => d.clone(),
-        None => asked_db,
-    };
-    let checker = AccessChecker::new(state.roles_named(&identity.roles), &identity.traits);
-    let Some(db) = agent.databases.as_database(&spec.name) else {
-        return Err(denied(
-            Some(&identity),
-            refusal(
-                sqlstate::CANNOT_CONNECT_NOW,
-                "Portcullis: database vanished",
-                "",
-            ),
-        ));
-    };
-    if let Err(d) = checker.check_database(&db, &route.db_user, Some(&db_name)) {
-        tracing::info!(user = %identity.username, db = %spec.name, reason = %d.reason(), "session denied");
-        return Err(denied(
-            Some(&identity),
-            refusal(
-                sqlstate::INSUFFICIENT_PRIVILEGE,
-                format!("Portcullis: {d}"),
-                "",
-            ),
-        ));
-    }
-    let mut session = Session {
-        base: Fragment::new(),
-        db_user: route.db_user,
-        db_name,
-        spec,
-        sid: sid.to_owned(),
-        client_addr: client_addr.to_owned(),
-        checker,
-        identity,
-    };
-    session.base_fields(agent);
-    Ok(session)
 }
 
 /// Refuses a session that was authorised but could not start: a `db.session.start` failure
@@ -326,15 +128,7 @@ async fn refuse_started<C: AsyncWrite + Unpin>(
     client: &mut C,
     r: &Refusal,
 ) {
-    agent
-        .audit
-        .send(
-            session
-                .event(EventKind::DbSessionStartFailure)
-                .with("success", false)
-                .with("error", r.message.clone()),
-        )
-        .await;
+    record_start_failure(agent, session, r).await;
     send_fatal(client, r).await;
 }
 
@@ -416,37 +210,34 @@ pub async fn session<S>(
                 tracing::debug!(%sid, error = %e, "bad startup");
                 send_fatal(
                     &mut client,
-                    &refusal(sqlstate::PROTOCOL_VIOLATION, format!("Portcullis: {e}"), ""),
+                    &refusal(RefusalKind::Protocol, format!("Portcullis: {e}"), ""),
                 )
                 .await;
                 return;
             }
             Err(_) => return,
         };
-    let session = match authorize(&agent, &cert, &startup, &sid, &client_addr) {
+    let asked = Asked {
+        protocol: DbProtocol::Postgres,
+        db_user: Some(startup.user().unwrap_or_default()),
+        db_name: Some(
+            startup
+                .database()
+                .unwrap_or(startup.user().unwrap_or_default()),
+        ),
+    };
+    let session = match authorize(&agent, &cert, asked, &sid, &client_addr) {
         Ok(s) => s,
         Err(denied) => {
             let (identity, r) = *denied;
-            let mut e = Event::new(
-                EventKind::DbSessionStartFailure,
-                &agent.identity.host.cluster_name,
-            )
-            .with("sid", sid.clone())
-            .with("success", false)
-            .with("error", r.message.clone())
-            .with("db_protocol", "postgres")
-            .with("server_id", agent.identity.host.host_id.clone())
-            .with("addr.remote", client_addr.clone());
-            if let Some(id) = identity {
-                e.set("user", id.username.clone());
-                if let Some(route) = id.route {
-                    e.set("db_service", route.service_name);
-                    e.set("db_user", route.db_user);
-                    if let Some(n) = route.db_name {
-                        e.set("db_name", n);
-                    }
-                }
-            }
+            let e = start_failure_event(
+                &agent,
+                DbProtocol::Postgres,
+                identity,
+                &sid,
+                &client_addr,
+                &r.message,
+            );
             agent.audit.send(e).await;
             send_fatal(&mut client, &r).await;
             return;
@@ -471,7 +262,7 @@ pub async fn session<S>(
         }
         Err(_) => {
             let r = refusal(
-                sqlstate::CANNOT_CONNECT_NOW,
+                RefusalKind::Unavailable,
                 format!(
                     "Portcullis: the database at {} did not answer in time",
                     session.spec.uri
@@ -500,14 +291,7 @@ pub async fn session<S>(
     if let Some((pid, secret)) = &key {
         agent.cancels.remove(*pid, secret);
     }
-    let mut end = session.event(EventKind::DbSessionEnd);
-    if let Some((text, code)) = reason {
-        end.set("reason", text);
-        if let Some(code) = code {
-            end.set("end_reason", code.as_str());
-        }
-    }
-    agent.audit.send(end).await;
+    record_end(&agent, &session, reason.as_ref()).await;
     tracing::info!(sid = %session.sid, "session ended");
 }
 
@@ -523,21 +307,21 @@ async fn start_server<S: AsyncWrite + Unpin>(
 ) -> Result<(ServerStream, Key), Refusal> {
     let mut server = connect(agent, &s.spec, &s.db_user)
         .await
-        .map_err(|e| refusal(sqlstate::CANNOT_CONNECT_NOW, format!("Portcullis: {e}"), ""))?;
+        .map_err(|e| refusal(RefusalKind::Unavailable, format!("Portcullis: {e}"), ""))?;
     let mut msg = StartupMessage::new(startup.protocol_version, s.db_user.clone());
     for (k, v) in &startup.params {
         if k != "user" && k != "database" {
             msg.set_param(k.clone(), v.clone());
         }
     }
-    msg.set_param("database", s.db_name.clone());
+    msg.set_param("database", s.db_name.clone().unwrap_or_default());
     let mut out = BytesMut::new();
     InitialPacket::Startup(msg)
         .encode(&mut out)
-        .map_err(|e| refusal(sqlstate::PROTOCOL_VIOLATION, format!("Portcullis: {e}"), ""))?;
+        .map_err(|e| refusal(RefusalKind::Protocol, format!("Portcullis: {e}"), ""))?;
     let io = |e: std::io::Error| {
         refusal(
-            sqlstate::CONNECTION_FAILURE,
+            RefusalKind::ConnectionFailure,
             format!("Portcullis: database connection: {e}"),
             "",
         )
@@ -550,7 +334,7 @@ async fn start_server<S: AsyncWrite + Unpin>(
     loop {
         while let Some(frame) = framer.split(&mut sbuf).map_err(|e| {
             refusal(
-                sqlstate::PROTOCOL_VIOLATION,
+                RefusalKind::Protocol,
                 format!("Portcullis: from the database: {e}"),
                 "",
             )
@@ -560,7 +344,7 @@ async fn start_server<S: AsyncWrite + Unpin>(
                 Ok(BackendMessage::Authentication(other)) => {
                     let _ = server.shutdown().await;
                     return Err(refusal(
-                        sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+                        RefusalKind::Unauthenticated,
                         format!(
                             "Portcullis: the database asked for a password ({}) instead of accepting the certificate for {:?}",
                             auth_name(&other),
@@ -576,7 +360,7 @@ async fn start_server<S: AsyncWrite + Unpin>(
                     write_frame(client, &frame).await.map_err(io)?;
                     let _ = client.flush().await;
                     return Err(refusal(
-                        sqlstate::CONNECTION_FAILURE,
+                        RefusalKind::ConnectionFailure,
                         format!(
                             "database refused the session: {}",
                             e.message()
@@ -598,21 +382,12 @@ async fn start_server<S: AsyncWrite + Unpin>(
         client.flush().await.map_err(io)?;
         if server.read_buf(&mut sbuf).await.map_err(io)? == 0 {
             return Err(refusal(
-                sqlstate::CONNECTION_FAILURE,
+                RefusalKind::ConnectionFailure,
                 "Portcullis: the database closed the connection during startup",
                 "",
             ));
         }
     }
-}
-
-/// The refusal when events cannot be made durable (`when_full: refuse_sessions`).
-fn audit_refusal() -> Refusal {
-    refusal(
-        sqlstate::CANNOT_CONNECT_NOW,
-        "Portcullis: the audit log cannot be written (the agent's audit spool is full while auth is unreachable); sessions are refused until it drains",
-        "ask an administrator to check that the agent reaches auth",
-    )
 }
 
 fn auth_name(a: &Authentication) -> &'static str {
@@ -856,10 +631,6 @@ fn audit_frontend_one(
     }
 }
 
-fn now_secs() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
-}
-
 /// Relays until either side ends or the session must stop; returns why it stopped, if the
 /// proxy ended it.
 async fn relay<C>(
@@ -868,21 +639,20 @@ async fn relay<C>(
     client: C,
     server: ServerStream,
     mut cbuf: BytesMut,
-) -> Option<(String, Option<SessionEndReason>)>
+) -> Option<Refusal>
 where
     C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (mut client_r, mut client_w) = tokio::io::split(client);
     let (mut server_r, mut server_w) = tokio::io::split(server);
-    let last_activity = Arc::new(AtomicI64::new(now_secs()));
+    let activity = Activity::default();
     let framer = Framer::new();
-    let options = s.checker.options();
     // The client side asks the server side to end the session with a FATAL.
     let (refuse_tx, refuse_rx) = tokio::sync::oneshot::channel::<Refusal>();
 
     // Client → server: frame, audit, forward in one write per read.
     let c2s = {
-        let last = Arc::clone(&last_activity);
+        let activity = activity.clone();
         async move {
             let mut st = Statements::default();
             let mut refuse_tx = Some(refuse_tx);
@@ -920,7 +690,7 @@ where
                 }
                 match client_r.read_buf(&mut cbuf).await {
                     Ok(0) => return Ok(()),
-                    Ok(_) => last.store(now_secs(), Ordering::Relaxed),
+                    Ok(_) => activity.touch(),
                     Err(e) => return Err(e.to_string()),
                 }
             }
@@ -928,84 +698,9 @@ where
     };
 
     // Why the session must end, if it must.
-    let stop = {
-        let mut state = agent.state.subscribe();
-        let user = s.identity.username.clone();
-        let expires = s.identity.expires;
-        let last = Arc::clone(&last_activity);
-        async move {
-            let expiry = async {
-                if options.disconnect_expired_cert {
-                    let left = expires - OffsetDateTime::now_utc();
-                    tokio::time::sleep(Duration::try_from(left).unwrap_or(Duration::ZERO)).await;
-                    return refusal(
-                        sqlstate::ADMIN_SHUTDOWN,
-                        "Portcullis: your certificate expired; the session ends",
-                        "log in again: `pc login`, then `pc db login NAME`",
-                    )
-                    .ending(SessionEndReason::CertExpired);
-                }
-                std::future::pending().await
-            };
-            let lock = async {
-                loop {
-                    if let Some(l) = state.borrow_and_update().lock_for(&user) {
-                        let msg = if l.message.is_empty() {
-                            "an administrator locked your access".to_owned()
-                        } else {
-                            format!("an administrator locked your access: {}", l.message)
-                        };
-                        return refusal(
-                            sqlstate::ADMIN_SHUTDOWN,
-                            format!("Portcullis: {msg}; the session ends"),
-                            "",
-                        )
-                        .ending(SessionEndReason::Locked);
-                    }
-                    if state.changed().await.is_err() {
-                        return std::future::pending().await;
-                    }
-                }
-            };
-            let idle = async {
-                let Some(limit) = options.client_idle_timeout else {
-                    return std::future::pending().await;
-                };
-                loop {
-                    let idle_for = now_secs() - last.load(Ordering::Relaxed);
-                    let left = limit.as_secs() as i64 - idle_for;
-                    if left <= 0 {
-                        return refusal(
-                            sqlstate::ADMIN_SHUTDOWN,
-                            format!(
-                                "Portcullis: the session was idle for {}s and ends",
-                                limit.as_secs()
-                            ),
-                            "",
-                        )
-                        .ending(SessionEndReason::IdleTimeout);
-                    }
-                    tokio::time::sleep(Duration::from_secs(left as u64)).await;
-                }
-            };
-            let audit = async {
-                match refuse_rx.await {
-                    Ok(r) => r,
-                    Err(_) => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                r = expiry => r,
-                r = lock => r,
-                r = idle => r,
-                r = audit => r,
-            }
-        }
-    };
+    let stop = must_end(agent, s, activity, refuse_rx);
 
-    // Why the agent ended the session, for `db.session.end`.
-    let end_reason: Arc<std::sync::Mutex<Option<SessionEndReason>>> = Arc::default();
-    let end_slot = Arc::clone(&end_reason);
+    let failed = |m: String| refusal(RefusalKind::ConnectionFailure, m, "");
     // Server → client: forward whole messages only, so a FATAL can follow at a boundary.
     let s2c = async move {
         tokio::pin!(stop);
@@ -1014,12 +709,9 @@ where
             tokio::select! {
                 biased;
                 r = &mut stop => {
-                    if let Ok(mut slot) = end_slot.lock() {
-                        *slot = r.end;
-                    }
                     send_fatal(&mut client_w, &r).await;
                     let _ = client_w.shutdown().await;
-                    return Err(r.message);
+                    return Err(r);
                 }
                 read = server_r.read_buf(&mut sbuf) => {
                     match read {
@@ -1032,14 +724,14 @@ where
                             return Ok(());
                         }
                         Ok(_) => {
-                            let n = complete_prefix(&framer, &sbuf).map_err(|e| format!("database sent a bad message: {e}"))?;
+                            let n = complete_prefix(&framer, &sbuf).map_err(|e| failed(format!("database sent a bad message: {e}")))?;
                             if n > 0 {
                                 let chunk = sbuf.split_to(n);
-                                client_w.write_all(&chunk).await.map_err(|e| e.to_string())?;
-                                client_w.flush().await.map_err(|e| e.to_string())?;
+                                client_w.write_all(&chunk).await.map_err(|e| failed(e.to_string()))?;
+                                client_w.flush().await.map_err(|e| failed(e.to_string()))?;
                             }
                         }
-                        Err(e) => return Err(e.to_string()),
+                        Err(e) => return Err(failed(e.to_string())),
                     }
                 }
             }
@@ -1053,10 +745,9 @@ where
         }
         r = s2c => match r {
             Ok(()) => None,
-            Err(reason) => {
-                tracing::info!(sid = %s.sid, %reason, "session ended by the agent");
-                let code = end_reason.lock().ok().and_then(|g| *g);
-                Some((reason, code))
+            Err(r) => {
+                tracing::info!(sid = %s.sid, reason = %r.message, "session ended by the agent");
+                Some(r)
             }
         },
     }
