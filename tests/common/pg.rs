@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use portcullis_testkit::{PostgresServer, ServerTls};
+use portcullis_testkit::{PostgresServer, RedisServer, ServerTls};
 
 use super::{assert_success, bin, Cluster};
 
@@ -27,6 +27,10 @@ pub const PASSWORD: &str = "correct-horse-battery";
 pub struct PgStack {
     pub cluster: Cluster,
     pub pg: PostgresServer,
+    /// A Redis the same agent serves as `redis1` (ACL users `app` and `ro`), when asked for.
+    pub redis: Option<RedisServer>,
+    /// Files that live as long as the stack (the single-node Redis password files).
+    pub scratch: Option<tempfile::TempDir>,
     pub agent: Option<Child>,
     pub agent_dir: PathBuf,
     pub proxy_addr: String,
@@ -74,6 +78,8 @@ impl PgStack {
         );
         let pg = start_postgres(&cluster, None);
         let mut stack = Self {
+            scratch: None,
+            redis: None,
             agent: None,
             agent_dir: cluster.dir().join("agent"),
             home: cluster.dir().join("home"),
@@ -101,6 +107,69 @@ impl PgStack {
         );
         let pg = start_postgres(&cluster, Some(pg_port));
         let stack = Self {
+            scratch: None,
+            redis: None,
+            agent: None,
+            agent_dir: cluster.dir().join("agent"),
+            home: cluster.dir().join("home"),
+            proxy_addr,
+            cluster,
+            pg,
+        };
+        fs::create_dir_all(&stack.home).unwrap();
+        stack
+    }
+
+    /// Like [`PgStack::start`], and the agent also serves a real Redis as `redis1`.
+    pub fn start_with_redis(extra_config: &str) -> Self {
+        let port = portcullis_testkit::free_port().expect("a free port for the proxy");
+        let cluster = Cluster::start_with(&format!(
+            "proxy_service: {{ enabled: true, listen_addr: '127.0.0.1:{port}' }}\n{extra_config}"
+        ));
+        let proxy_addr = wait_for_file(
+            &cluster.data_dir().join("admin/proxy_addr"),
+            Duration::from_secs(10),
+        );
+        let pg = start_postgres(&cluster, None);
+        let agent_dir = cluster.dir().join("agent");
+        let redis = start_redis(&cluster, &agent_dir, None);
+        let mut stack = Self {
+            scratch: None,
+            redis: Some(redis),
+            agent: None,
+            agent_dir,
+            home: cluster.dir().join("home"),
+            proxy_addr,
+            cluster,
+            pg,
+        };
+        fs::create_dir_all(&stack.home).unwrap();
+        stack.start_agent();
+        stack
+    }
+
+    /// Like [`PgStack::start_single_node`], and the daemon's agent also serves a real Redis
+    /// as `redis1`.
+    pub fn start_single_node_with_redis() -> Self {
+        let port = portcullis_testkit::free_port().expect("a free port for the proxy");
+        let pg_port = portcullis_testkit::free_port().expect("a free port for PostgreSQL");
+        let redis_port = portcullis_testkit::free_port().expect("a free port for Redis");
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
+        let cluster = Cluster::start_with(&format!(
+            "proxy_service: {{ enabled: true, listen_addr: '127.0.0.1:{port}' }}\n\
+             db_service:\n  enabled: true\n  databases:\n    - name: pg1\n      protocol: postgres\n      uri: '127.0.0.1:{pg_port}'\n      static_labels: {{ env: dev }}\n{}",
+            redis_database_yaml(&dir, redis_port)
+        ));
+        let proxy_addr = wait_for_file(
+            &cluster.data_dir().join("admin/proxy_addr"),
+            Duration::from_secs(10),
+        );
+        let pg = start_postgres(&cluster, Some(pg_port));
+        let redis = start_redis(&cluster, &dir, Some(redis_port));
+        let stack = Self {
+            scratch: Some(scratch),
+            redis: Some(redis),
             agent: None,
             agent_dir: cluster.dir().join("agent"),
             home: cluster.dir().join("home"),
@@ -131,7 +200,12 @@ impl PgStack {
             fs::write(
                 &config,
                 format!(
-                    "version: v1\ncluster_name: e2e\ndata_dir: {data}\nlog: {{ level: debug }}\nauth_service: {{ enabled: false }}\ndb_service:\n  enabled: true\n  proxy_addr: '{proxy}'\n  join_token: '{token}'\n  ca_pin: '{pin}'\n  databases:\n    - name: pg1\n      protocol: postgres\n      uri: '127.0.0.1:{port}'\n      description: Test database\n      static_labels: {{ env: dev }}\n      dynamic_labels: [ {{ name: tier, command: [echo, gold], period: 1s }} ]\n",
+                    "version: v1\ncluster_name: e2e\ndata_dir: {data}\nlog: {{ level: debug }}\nauth_service: {{ enabled: false }}\ndb_service:\n  enabled: true\n  proxy_addr: '{proxy}'\n  join_token: '{token}'\n  ca_pin: '{pin}'\n  databases:\n    - name: pg1\n      protocol: postgres\n      uri: '127.0.0.1:{port}'\n      description: Test database\n      static_labels: {{ env: dev }}\n      dynamic_labels: [ {{ name: tier, command: [echo, gold], period: 1s }} ]\n{redis}",
+                    redis = self
+                        .redis
+                        .as_ref()
+                        .map(|r| redis_database_yaml(&self.agent_dir, r.port()))
+                        .unwrap_or_default(),
                     data = self.agent_dir.join("data").display(),
                     proxy = self.proxy_addr,
                     token = token["token"].as_str().unwrap(),
@@ -519,6 +593,69 @@ fn start_postgres(cluster: &Cluster, port: Option<u16>) -> PostgresServer {
     pg.create_role("ro").unwrap();
     pg.create_database("shop", "app").unwrap();
     pg
+}
+
+/// The password of Redis ACL user `user`, as the agent's password file holds it.
+pub fn redis_password(dir: &Path, user: &str) -> String {
+    fs::read_to_string(dir.join(format!("redis-{user}.pass")))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// The `redis1` entry of an agent's `databases:` list; passwords are read from files in `dir`.
+fn redis_database_yaml(dir: &Path, port: u16) -> String {
+    fs::create_dir_all(dir).unwrap();
+    for user in ["app", "ro"] {
+        let file = dir.join(format!("redis-{user}.pass"));
+        if !file.exists() {
+            fs::write(&file, format!("{user}-{}\n", uuid_like())).unwrap();
+        }
+    }
+    format!(
+        "    - name: redis1\n      protocol: redis\n      uri: '127.0.0.1:{port}'\n      description: Test cache\n      static_labels: {{ env: dev }}\n      passwords: {{ app: 'file:{app}', ro: 'file:{ro}' }}\n",
+        app = dir.join("redis-app.pass").display(),
+        ro = dir.join("redis-ro.pass").display(),
+    )
+}
+
+/// A real Redis with TLS from the cluster's db CA and ACL users `app` (all keys) and `ro`
+/// (read-only), whose passwords are in `dir` (see [`redis_database_yaml`]).
+fn start_redis(cluster: &Cluster, dir: &Path, port: Option<u16>) -> RedisServer {
+    let certs = cluster.dir().join("dbcerts");
+    if !certs.join("server.crt").exists() {
+        fs::create_dir_all(&certs).unwrap();
+        cluster.pcctl_ok(&[
+            "auth",
+            "sign",
+            "--format=db",
+            "--host=127.0.0.1,localhost",
+            "--out",
+            certs.join("server").to_str().unwrap(),
+        ]);
+    }
+    let tls = ServerTls {
+        ca_cert_pem: fs::read_to_string(certs.join("server.cas")).unwrap(),
+        server_cert_pem: fs::read_to_string(certs.join("server.crt")).unwrap(),
+        server_key_pem: fs::read_to_string(certs.join("server.key")).unwrap(),
+    };
+    let mut builder = RedisServer::builder(tls);
+    if let Some(port) = port {
+        builder = builder.port(port);
+    }
+    let redis = builder.start().expect("starting Redis");
+    redis_database_yaml(dir, redis.port());
+    redis
+        .acl_setuser("app", &redis_password(dir, "app"), &["~*", "&*", "+@all"])
+        .unwrap();
+    redis
+        .acl_setuser(
+            "ro",
+            &redis_password(dir, "ro"),
+            &["~*", "&*", "+@read", "+@connection"],
+        )
+        .unwrap();
+    redis
 }
 
 /// Runs a command with `input` on stdin, bounded in time.

@@ -245,6 +245,12 @@ pub async fn login(t: &DbTarget) -> anyhow::Result<()> {
             t.name,
             t.name
         );
+    } else if c.route.protocol.as_str() == "redis" {
+        outln!(
+            "Connect with:  pc db connect {}   (pc db config {} prints the redis-cli flags)",
+            t.name,
+            t.name
+        );
     } else {
         outln!(
             "Certificate: {}; pc db config {} shows how to connect.",
@@ -291,6 +297,9 @@ pub fn logout(name: Option<&str>) -> anyhow::Result<()> {
 pub fn env(name: &str) -> anyhow::Result<()> {
     let s = Session::load()?;
     let c = require_db_cert(&s, name)?;
+    if c.route.protocol.as_str() == "redis" {
+        bail!("redis-cli takes its certificate from flags, not the environment; pc db config {name} prints them (or run pc db connect {name})");
+    }
     let k = conn(&s, &c);
     outln!("export PGSERVICE={}", shell_quote(name));
     let mut vars = vec![
@@ -327,11 +336,32 @@ struct ConfigView {
     command: String,
 }
 
+/// redis-cli's arguments for a connection through the proxy. The agent logs in to Redis as
+/// the certificate's db user, so no `--user`/`--pass` is needed.
+fn redis_cli_args(k: &Conn) -> Vec<String> {
+    vec![
+        "--tls".to_owned(),
+        "--cacert".to_owned(),
+        k.ca.display().to_string(),
+        "--cert".to_owned(),
+        k.cert.display().to_string(),
+        "--key".to_owned(),
+        k.key.display().to_string(),
+        "-h".to_owned(),
+        k.host.clone(),
+        "-p".to_owned(),
+        k.port.clone(),
+    ]
+}
+
 /// `pc db config NAME`.
 pub fn config(name: &str, format: Format) -> anyhow::Result<()> {
     let s = Session::load()?;
     let c = require_db_cert(&s, name)?;
     let k = conn(&s, &c);
+    if c.route.protocol.as_str() == "redis" {
+        return redis_config(name, &c, k, format);
+    }
     let mut parts = vec![
         format!("host={}", libpq_quote(&k.host)),
         format!("port={}", libpq_quote(&k.port)),
@@ -384,6 +414,61 @@ pub fn config(name: &str, format: Format) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `pc db config NAME` for a Redis database: the flags for redis-cli and a `rediss://` URL
+/// for client libraries (which take the certificate paths separately).
+fn redis_config(name: &str, c: &DbCert, k: Conn, format: Format) -> anyhow::Result<()> {
+    let args = redis_cli_args(&k);
+    let command = std::iter::once("redis-cli".to_owned())
+        .chain(args.iter().map(|a| shell_quote(a)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let host = if k.host.contains(':') {
+        format!("[{}]", k.host)
+    } else {
+        k.host.clone()
+    };
+    let view = ConfigView {
+        name: name.to_owned(),
+        connection_string: format!("rediss://{host}:{}", k.port),
+        host: k.host,
+        port: k.port,
+        user: k.user,
+        database: None,
+        ca: k.ca.display().to_string(),
+        cert: k.cert.display().to_string(),
+        key: k.key.display().to_string(),
+        expires: c.expires,
+        command,
+    };
+    if format == Format::Json {
+        outln!("{}", serde_json::to_string_pretty(&view)?);
+        return Ok(());
+    }
+    outln!("Name:      {}", view.name);
+    outln!("Host:      {}", view.host);
+    outln!("Port:      {}", view.port);
+    outln!(
+        "User:      {} (the agent logs in as this Redis user)",
+        view.user
+    );
+    outln!("CA:        {}", view.ca);
+    outln!("Cert:      {}", view.cert);
+    outln!("Key:       {}", view.key);
+    outln!(
+        "Expires:   {} ({})",
+        output::time(view.expires),
+        validity(view.expires, OffsetDateTime::now_utc())
+    );
+    outln!();
+    outln!("Connect with:");
+    outln!("  {}", view.command);
+    outln!(
+        "  (client libraries: {} with TLS, CA, certificate and key above; no password)",
+        view.connection_string
+    );
+    Ok(())
+}
+
 fn require_postgres(name: &str, c: &DbCert, what: &str) -> anyhow::Result<()> {
     if c.route.protocol.as_str() != "postgres" {
         bail!(
@@ -399,6 +484,14 @@ pub async fn connect(t: &DbTarget) -> anyhow::Result<()> {
     use std::os::unix::process::CommandExt;
     let s = Session::load()?;
     let c = ensure_db_cert(&s, t).await?;
+    if c.route.protocol.as_str() == "redis" {
+        let args = redis_cli_args(&conn(&s, &c));
+        let err = std::process::Command::new("redis-cli").args(&args).exec();
+        if err.kind() == std::io::ErrorKind::NotFound {
+            bail!("redis-cli is not installed or not on PATH; install it (Debian/Ubuntu: apt-get install redis-tools), or use pc db config {} for another client", t.name);
+        }
+        bail!("running redis-cli: {err}");
+    }
     require_postgres(&t.name, &c, "pc db connect")?;
     // Make sure the section exists even if the user edited it away.
     let file = pg_service::default_path()?;

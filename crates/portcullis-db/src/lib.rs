@@ -13,6 +13,8 @@ pub mod dbcerts;
 pub mod identity;
 pub mod mask;
 pub mod postgres;
+pub mod query_text;
+pub mod redis;
 pub mod session;
 pub mod spec;
 pub mod spool;
@@ -78,4 +80,28 @@ pub async fn start(
         audit,
         cancels: postgres::CancelRegistry::default(),
     }))
+}
+
+/// Runs a session with the engine for the protocol of the database the certificate routes
+/// to (PostgreSQL when the route names none this agent serves: it answers in PostgreSQL's
+/// terms, as the proxy's first refusals do).
+pub async fn session_for<S>(
+    agent: Arc<Agent>,
+    stream: S,
+    cert: Vec<u8>,
+    client_addr: String,
+    sid: String,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let protocol = portcullis_ca::decode_user_identity(&cert)
+        .ok()
+        .and_then(|id| id.route)
+        .map(|r| r.protocol);
+    match protocol {
+        Some(portcullis_core::database::DbProtocol::Redis) => {
+            redis::session(agent, stream, cert, client_addr, sid).await
+        }
+        _ => postgres::session(agent, stream, cert, client_addr, sid).await,
+    }
 }

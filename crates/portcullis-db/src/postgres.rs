@@ -26,6 +26,7 @@ use portcullis_wire::postgres::{
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::query_text::{query_field, AuditedQuery};
 use crate::session::{
     audit_refusal, authorize, must_end, record_end, record_start_failure, refusal,
     start_failure_event, Activity, Asked, Refusal, RefusalKind, Session,
@@ -37,8 +38,6 @@ use crate::Agent;
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Time allowed to connect to the database and finish its startup.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-/// What follows query text cut at `db_service.audit.max_query_bytes`.
-pub const TRUNCATED_MARKER: &str = "…[truncated]";
 /// Prepared statements and portals remembered per session for auditing Execute.
 pub const MAX_TRACKED: usize = 10_000;
 
@@ -449,60 +448,18 @@ fn text(s: &PgString) -> String {
     s.to_string_lossy().into_owned()
 }
 
-/// Query text as stored: secrets masked, invalid UTF-8 replaced (and flagged), text longer
-/// than the limit cut at a character boundary with [`TRUNCATED_MARKER`] (and the original
-/// length kept).
-#[derive(Debug, Clone, PartialEq)]
-struct AuditedQuery {
-    text: String,
-    /// Original length in bytes.
-    length: usize,
-    invalid_utf8: bool,
-    masked: bool,
-    truncated: bool,
-}
-
 fn audited_query(raw: &PgString, max: usize) -> AuditedQuery {
     let lossy = raw.to_string_lossy();
     let invalid_utf8 = matches!(lossy, Cow::Owned(_));
     let masked_text = crate::mask::mask_sql(&lossy);
     let masked = matches!(masked_text, Cow::Owned(_));
-    let truncated = masked_text.len() > max;
-    let text = if truncated {
-        let mut cut = max;
-        while !masked_text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        let mut t = String::with_capacity(cut + TRUNCATED_MARKER.len());
-        t.push_str(masked_text.get(..cut).unwrap_or_default());
-        t.push_str(TRUNCATED_MARKER);
-        t
-    } else {
-        masked_text.into_owned()
-    };
-    AuditedQuery {
-        text,
-        length: raw.len(),
+    AuditedQuery::new(
+        masked_text.into_owned(),
+        raw.len(),
         invalid_utf8,
         masked,
-        truncated,
-    }
-}
-
-/// Sets `<key>` and, when they apply, `<key>_length` (original bytes, when truncated),
-/// `<key>_truncated`, `<key>_invalid_utf8` and `<key>_masked`.
-fn query_field(e: &mut Event, key: &str, q: &AuditedQuery) {
-    e.set(key, &q.text);
-    if q.truncated {
-        e.set(&format!("{key}_length"), q.length);
-        e.set(&format!("{key}_truncated"), true);
-    }
-    if q.invalid_utf8 {
-        e.set(&format!("{key}_invalid_utf8"), true);
-    }
-    if q.masked {
-        e.set(&format!("{key}_masked"), true);
-    }
+        max,
+    )
 }
 
 fn param_text(p: &Option<Bytes>, binary: bool) -> String {

@@ -79,7 +79,8 @@ mod audited {
     use bytes::Bytes;
     use portcullis_wire::postgres::PgString;
 
-    use super::super::{audited_query, TRUNCATED_MARKER};
+    use super::super::audited_query;
+    use crate::query_text::TRUNCATED_MARKER;
 
     fn q(raw: &[u8], max: usize) -> super::super::AuditedQuery {
         audited_query(&PgString::from_bytes(Bytes::copy_from_slice(raw)), max)

@@ -52,6 +52,23 @@ pub struct DbSpec {
     pub static_labels: BTreeMap<String, String>,
     /// Command labels.
     pub dynamic_labels: Vec<DynamicLabel>,
+    /// Where the agent finds each db user's password, for protocols that cannot log in with
+    /// a certificate alone (Redis 7.0): `file:PATH` or `env:VAR`, never the secret itself.
+    pub passwords: BTreeMap<String, String>,
+}
+
+/// Reads a secret named by reference: `file:PATH` (the file's content without a trailing
+/// newline) or `env:VAR`. Read at each use, so a rotated secret takes effect at once.
+pub fn read_secret(source: &str) -> Result<String, String> {
+    if let Some(path) = source.strip_prefix("file:") {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading the secret file {path}: {e}"))?;
+        Ok(text.trim_end_matches(['\n', '\r']).to_owned())
+    } else if let Some(var) = source.strip_prefix("env:") {
+        std::env::var(var).map_err(|_| format!("the environment variable {var} is not set"))
+    } else {
+        Err("a secret must be given as file:PATH or env:VAR".into())
+    }
 }
 
 impl DbSpec {

@@ -99,7 +99,7 @@ async fn dispatch(agent: Arc<Agent>, mut stream: TunnelStream) {
             let Ok(cert) = decode_b64(&client_cert) else {
                 return;
             };
-            crate::postgres::session(agent, stream, cert, client_addr, sid).await;
+            crate::session_for(agent, stream, cert, client_addr, sid).await;
         }
         StreamHeader::Cancel {
             process_id,

@@ -2,13 +2,15 @@
 //!
 //! One TLS port tells its visitors apart by their first bytes ([`listener`]): PostgreSQL
 //! clients (SSLRequest, or PostgreSQL 17 direct TLS with ALPN `postgresql`), agents dialling
-//! in with the tunnel ALPN ([`tunnel_server`]), and HTTPS for the API ([`web`]). Database
+//! in with the tunnel ALPN ([`tunnel_server`]), Redis clients (TLS with a certificate routed
+//! to a Redis database, [`redis`]), and HTTPS for the API ([`web`]). Database
 //! sessions are routed by the certificate's route to an agent serving that database
 //! ([`registry`], [`postgres`]); the proxy never parses what flows after the header.
 #![forbid(unsafe_code)]
 
 pub mod listener;
 pub mod postgres;
+pub mod redis;
 pub mod registry;
 pub mod tls;
 pub mod tunnel_server;

@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::LazyConfigAcceptor;
 
-use crate::{postgres, tunnel_server, web, Proxy};
+use crate::{postgres, redis, tunnel_server, web, Proxy};
 
 /// Most connections handled at once.
 pub const MAX_CONNECTIONS: usize = 32_768;
@@ -105,6 +105,7 @@ async fn handle(proxy: Arc<Proxy>, mut tcp: TcpStream, addr: SocketAddr) {
             }
             Sniffed::PostgresCancel => return postgres::cancel(proxy, tcp, head).await,
             Sniffed::PostgresStartup => return postgres::plaintext_refused(tcp, head).await,
+            Sniffed::RespPlaintext => return redis::plaintext_refused(tcp).await,
             Sniffed::Http => {
                 let _ = tcp
                     .write_all(
@@ -154,13 +155,50 @@ async fn tls(proxy: Arc<Proxy>, io: Rewind<TcpStream>, addr: SocketAddr) {
             Err(_) => {}
         }
     } else {
+        let http = has(b"http/1.1") || has(b"h2");
         match tokio::time::timeout(HELLO_TIMEOUT, start.into_stream(Arc::clone(&proxy.tls.web)))
             .await
         {
+            Ok(Ok(tls)) if !http => not_http(proxy, tls, addr).await,
             Ok(Ok(tls)) => web::serve(proxy, tls, addr).await,
             Ok(Err(e)) => tracing::debug!(%addr, error = %e, "TLS handshake failed"),
             Err(_) => {}
         }
+    }
+}
+
+/// A TLS client that offered no HTTP ALPN: a Redis client (certificate routed to Redis, or a
+/// `*` first byte without a certificate), else HTTPS.
+async fn not_http<S>(
+    proxy: Arc<Proxy>,
+    mut tls: tokio_rustls::server::TlsStream<S>,
+    addr: SocketAddr,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let cert = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.as_ref().to_vec());
+    if let Some(cert) = cert {
+        if let Some(identity) = redis::routed_to_redis(&cert) {
+            return redis::session(proxy, tls, addr, cert, identity).await;
+        }
+        return web::serve(proxy, tls, addr).await;
+    }
+    // No certificate: look at the first byte to tell a Redis client from an HTTP one.
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(HELLO_TIMEOUT, tls.read(&mut first)).await {
+        Ok(Ok(1)) if first[0] == b'*' => {
+            redis::no_certificate(&proxy, Rewind::new(first.to_vec(), tls), addr).await
+        }
+        Ok(Ok(1)) => {
+            let cert = None;
+            web::serve_with(proxy, Rewind::new(first.to_vec(), tls), addr, cert).await
+        }
+        _ => {}
     }
 }
 

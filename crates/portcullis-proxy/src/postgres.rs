@@ -34,11 +34,23 @@ fn failure_event(
     sid: &str,
     error: &str,
 ) -> Event {
+    failure_event_for(proxy, DbProtocol::Postgres, identity, addr, sid, error)
+}
+
+/// A `db.session.start` failure event for a session the proxy refused.
+pub(crate) fn failure_event_for(
+    proxy: &Proxy,
+    protocol: DbProtocol,
+    identity: Option<&Identity>,
+    addr: SocketAddr,
+    sid: &str,
+    error: &str,
+) -> Event {
     let mut e = Event::new(EventKind::DbSessionStartFailure, proxy.auth.cluster_name())
         .with("sid", sid)
         .with("success", false)
         .with("error", error)
-        .with("db_protocol", "postgres")
+        .with("db_protocol", protocol.as_str())
         .with("addr.remote", addr.to_string());
     if let Some(id) = identity {
         e.set("user", id.username.clone());
@@ -314,7 +326,14 @@ pub async fn session<S>(
         match opened {
             Ok(Ok(stream)) => {
                 tracing::debug!(%sid, user = %identity.username, db = %route.service_name, agent = %agent.host_id, "session routed");
-                relay(tls, stream, &sid, agent.tunnel.clone()).await;
+                let mut lost = BytesMut::new();
+                let _ = ErrorResponse::fatal(
+                    sqlstate::CONNECTION_FAILURE,
+                    "Portcullis: the connection to the database agent was lost",
+                )
+                .hint("reconnect; if it persists, check the database agent")
+                .encode(&mut lost);
+                relay(tls, stream, &sid, agent.tunnel.clone(), &lost).await;
                 return;
             }
             Ok(Err(e)) => {
@@ -342,10 +361,15 @@ pub async fn session<S>(
 }
 
 /// Relays a session between the client and an agent's tunnel stream. If the tunnel fails
-/// (the agent died, the network dropped) rather than ending cleanly, the client gets a
-/// PostgreSQL FATAL saying so instead of a bare connection reset.
-async fn relay<C, T>(client: C, tunnel: T, sid: &str, agent: portcullis_tunnel::TunnelHandle)
-where
+/// (the agent died, the network dropped) rather than ending cleanly, the client gets `lost`
+/// (an error in its protocol saying so) instead of a bare connection reset.
+pub(crate) async fn relay<C, T>(
+    client: C,
+    tunnel: T,
+    sid: &str,
+    agent: portcullis_tunnel::TunnelHandle,
+    lost: &[u8],
+) where
     C: AsyncRead + AsyncWrite + Unpin,
     T: AsyncRead + AsyncWrite + Unpin,
 {
@@ -391,13 +415,9 @@ where
         r = down => {
             if let Err(e) = r {
                 tracing::info!(%sid, error = %e, "tunnel to the agent failed mid-session");
-                send_error(
-                    &mut client_w,
-                    sqlstate::CONNECTION_FAILURE,
-                    "Portcullis: the connection to the database agent was lost",
-                    "reconnect; if it persists, check the database agent",
-                )
-                .await;
+                let _ = client_w.write_all(lost).await;
+                let _ = client_w.flush().await;
+                let _ = client_w.shutdown().await;
             }
         }
     }

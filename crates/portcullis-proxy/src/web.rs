@@ -21,6 +21,14 @@ where
         .peer_certificates()
         .and_then(|c| c.first())
         .map(|c| Arc::new(c.as_ref().to_vec()));
-    portcullis_auth::tls::serve_http(TokioIo::new(tls), Peer { addr, cert }, proxy.api.clone())
+    serve_with(proxy, tls, addr, cert).await;
+}
+
+/// Serves the API on a stream whose client certificate (if any) was already read.
+pub async fn serve_with<S>(proxy: Arc<Proxy>, io: S, addr: SocketAddr, cert: Option<Arc<Vec<u8>>>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    portcullis_auth::tls::serve_http(TokioIo::new(io), Peer { addr, cert }, proxy.api.clone())
         .await;
 }

@@ -29,6 +29,9 @@ pub enum Sniffed {
     PostgresStartup,
     /// A plaintext HTTP request: answer that https is required.
     Http,
+    /// A plaintext Redis command (`*` starts a RESP array): answer a RESP error saying TLS
+    /// with a client certificate is required.
+    RespPlaintext,
     /// None of the above: close the connection.
     Unknown,
 }
@@ -58,6 +61,7 @@ pub fn sniff(buf: &[u8]) -> Sniffed {
         },
         // A PostgreSQL length is at most MAX_STARTUP_PACKET_LEN, so its first byte is zero.
         Some(0) => sniff_postgres(buf),
+        Some(b'*') => Sniffed::RespPlaintext,
         Some(_) => sniff_http(buf),
     }
 }

@@ -468,9 +468,10 @@ fn sniff_cases() {
     assert_eq!(sniff(b"POST"), Sniffed::Incomplete);
     assert_eq!(sniff(b"GE"), Sniffed::Incomplete);
     assert_eq!(sniff(b"GETS"), Sniffed::Unknown);
+    assert_eq!(sniff(b"*1\r\n$4\r\nPING\r\n"), Sniffed::RespPlaintext);
+    assert_eq!(sniff(b"*"), Sniffed::RespPlaintext);
     assert_eq!(sniff(b"SSH-2.0-OpenSSH_9.6\r\n"), Sniffed::Unknown);
     assert_eq!(sniff(&[0x16, 0x02]), Sniffed::Unknown);
-    assert_eq!(sniff(b"*1\r\n$4\r\nPING\r\n"), Sniffed::Unknown);
 }
 
 #[test]

@@ -224,6 +224,11 @@ pub struct DatabaseConfig {
     /// Labels from commands re-run every `period`.
     #[serde(default)]
     pub dynamic_labels: Vec<DynamicLabel>,
+    /// Redis: where the agent finds each db user's password (`file:PATH` or `env:VAR`; never
+    /// the password itself). Redis 7.0 cannot map a certificate to a user, so the agent logs
+    /// in with `AUTH user password`; users never see it.
+    #[serde(default)]
+    pub passwords: std::collections::BTreeMap<String, String>,
 }
 
 /// TLS to a database.
@@ -405,6 +410,27 @@ impl Config {
                 problems.push((
                     format!("{at}.uri"),
                     format!("{:?} is not host:port, e.g. 10.0.0.5:5432", db.uri),
+                ));
+            }
+            for (user, source) in &db.passwords {
+                let ok = source
+                    .strip_prefix("file:")
+                    .or_else(|| source.strip_prefix("env:"))
+                    .is_some_and(|rest| !rest.is_empty());
+                if !ok {
+                    problems.push((
+                        format!("{at}.passwords.{user}"),
+                        "must say where the password is, as file:/path/to/file or env:VARIABLE — never the password itself".into(),
+                    ));
+                }
+            }
+            if !db.passwords.is_empty() && db.protocol != DbProtocol::Redis {
+                problems.push((
+                    format!("{at}.passwords"),
+                    format!(
+                        "only Redis databases use passwords; {} logs in with the certificate",
+                        db.protocol.display_name()
+                    ),
                 ));
             }
             for (j, l) in db.dynamic_labels.iter().enumerate() {

@@ -245,6 +245,7 @@ pub fn config(data_dir: &Path, pg_port: u16) -> Config {
         tls: DatabaseTlsConfig::default(),
         static_labels: [("env".to_owned(), "demo".to_owned())].into(),
         dynamic_labels: Vec::new(),
+        passwords: Default::default(),
     }];
     c
 }

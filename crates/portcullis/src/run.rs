@@ -277,9 +277,10 @@ fn db_specs(config: &Config) -> anyhow::Result<Vec<portcullis_db::DbSpec>> {
     use crate::config::DbTlsMode as Mode;
     let mut out = Vec::new();
     for (i, db) in config.db_service.databases.iter().enumerate() {
-        if db.protocol != portcullis_core::database::DbProtocol::Postgres {
+        use portcullis_core::database::DbProtocol;
+        if !matches!(db.protocol, DbProtocol::Postgres | DbProtocol::Redis) {
             bail!(
-                "db_service.databases[{i}].protocol: {} is not supported by this version's agent yet (postgres is)",
+                "db_service.databases[{i}].protocol: {} is not supported by this version's agent yet (postgres and redis are)",
                 db.protocol
             );
         }
@@ -305,6 +306,7 @@ fn db_specs(config: &Config) -> anyhow::Result<Vec<portcullis_db::DbSpec>> {
                     period: l.period.as_std(),
                 })
                 .collect(),
+            passwords: db.passwords.clone(),
         });
     }
     if out.is_empty() {
@@ -465,7 +467,7 @@ impl portcullis_proxy::LocalAgent for InProcessAgent {
         client_addr: String,
         sid: String,
     ) -> portcullis_proxy::BoxFuture {
-        Box::pin(portcullis_db::postgres::session(
+        Box::pin(portcullis_db::session_for(
             Arc::clone(&self.0),
             stream,
             cert,

@@ -73,8 +73,8 @@ proxy_service:
   mysql_listen_addr: 0.0.0.0:3036
 
 db_service:
-  # The database agent: dials out to the proxy and serves the databases below (postgres in
-  # this version). With auth and proxy in the same process and no join_token, it joins by itself.
+  # The database agent: dials out to the proxy and serves the databases below (postgres and
+  # redis in this version). With auth and proxy in the same process and no join_token, it joins by itself.
   enabled: false
   # The proxy the agent dials out to, e.g. proxy.example.com:3080.
   proxy_addr: null
@@ -96,6 +96,12 @@ db_service:
   #       - name: load
   #         command: [uptime, -p]
   #         period: 1m
+  #   - name: cache
+  #     protocol: redis
+  #     uri: 10.0.0.6:6379             # Redis' tls-port
+  #     # Redis 7.0 cannot map a certificate to a user, so the agent logs in with AUTH: where
+  #     # it finds each db user's password (file:PATH or env:VAR, never the password itself).
+  #     passwords: { app: "file:/etc/portcullis/redis-app.pass" }
   databases: []
   audit:
     # Events wait in an on-disk spool (data_dir/agent/spool) until auth acknowledges them;

@@ -70,6 +70,7 @@ mod limits;
 mod line;
 mod parser;
 mod reply;
+mod scanner;
 
 pub use command::{Command, CommandFormat};
 pub use decode::decode_reply;
@@ -79,3 +80,4 @@ pub use framer::{frame_value, ReplyFramer};
 pub use limits::Limits;
 pub use parser::{parse_command, CommandParser};
 pub use reply::Reply;
+pub use scanner::ReplyScanner;

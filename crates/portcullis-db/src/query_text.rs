@@ -1,0 +1,81 @@
+//! Query text as the audit log stores it, the same for every protocol: secrets masked,
+//! invalid UTF-8 flagged, long text cut at `db_service.audit.max_query_bytes` with the
+//! original length kept, so an auditor can tell what was changed on the way in.
+
+use portcullis_audit::Event;
+
+/// What follows query text cut at `db_service.audit.max_query_bytes`.
+pub const TRUNCATED_MARKER: &str = "…[truncated]";
+
+/// Query text ready for an event, with what was done to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditedQuery {
+    /// The text stored.
+    pub text: String,
+    /// Original length in bytes.
+    pub length: usize,
+    /// The original was not valid UTF-8 (replacement characters stand in).
+    pub invalid_utf8: bool,
+    /// Secrets were masked.
+    pub masked: bool,
+    /// The text was cut.
+    pub truncated: bool,
+}
+
+impl AuditedQuery {
+    /// `text` (already masked and made UTF-8), cut to at most `max` bytes at a character
+    /// boundary; `length` is the original's size in bytes.
+    pub fn new(text: String, length: usize, invalid_utf8: bool, masked: bool, max: usize) -> Self {
+        let truncated = text.len() > max;
+        let text = if truncated {
+            let mut cut = max;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let mut t = String::with_capacity(cut + TRUNCATED_MARKER.len());
+            t.push_str(text.get(..cut).unwrap_or_default());
+            t.push_str(TRUNCATED_MARKER);
+            t
+        } else {
+            text
+        };
+        Self {
+            text,
+            length,
+            invalid_utf8,
+            masked,
+            truncated,
+        }
+    }
+}
+
+/// Sets `<key>` and, when they apply, `<key>_length` (original bytes, when truncated),
+/// `<key>_truncated`, `<key>_invalid_utf8` and `<key>_masked`.
+pub fn query_field(e: &mut Event, key: &str, q: &AuditedQuery) {
+    e.set(key, &q.text);
+    if q.truncated {
+        e.set(&format!("{key}_length"), q.length);
+        e.set(&format!("{key}_truncated"), true);
+    }
+    if q.invalid_utf8 {
+        e.set(&format!("{key}_invalid_utf8"), true);
+    }
+    if q.masked {
+        e.set(&format!("{key}_masked"), true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_text_is_cut_at_a_character_boundary() {
+        let q = AuditedQuery::new("ééé".into(), 6, false, false, 3);
+        assert_eq!(q.text, format!("é{TRUNCATED_MARKER}"));
+        assert!(q.truncated);
+        assert_eq!(q.length, 6);
+        let short = AuditedQuery::new("abc".into(), 3, false, false, 3);
+        assert_eq!((short.text.as_str(), short.truncated), ("abc", false));
+    }
+}
