@@ -402,31 +402,17 @@ fn redis_refusals_reach_the_client_and_the_audit_log() {
     let err = assert_failure("db login as ro", &out);
     assert!(err.contains("ro"), "{err}");
 
-    // Malformed RESP inside TLS: an error, the connection closed, others unaffected.
-    let out = {
-        let mut cmd = Command::new(
-            portcullis_testkit::binary_path("openssl").unwrap_or_else(|_| "openssl".into()),
-        );
-        cmd.args(["s_client", "-quiet", "-connect"])
-            .arg(format!("{}:{}", c.host, c.port))
-            .arg("-cert")
-            .arg(&c.cert)
-            .arg("-key")
-            .arg(&c.key)
-            .arg("-CAfile")
-            .arg(&c.ca);
-        common::pg::run_with_stdin(&mut cmd, "*abc\r\n")
-    };
-    let text = stdout(&out);
-    assert!(text.contains("-ERR Portcullis: bad command"), "{text}");
-    let out = redis_cli(&c, true, &["PING"]);
-    assert_eq!(assert_success("PING after bad input", &out).trim(), "PONG");
-
-    // A lock ends a live session with an error, and `db.session.end` says why.
+    // Malformed RESP inside TLS: each gets an error and a closed connection, while another
+    // session stays usable.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    rt.block_on(malformed_corpus(&c));
+    let out = redis_cli(&c, true, &["PING"]);
+    assert_eq!(assert_success("PING after bad input", &out).trim(), "PONG");
+
+    // A lock ends a live session with an error, and `db.session.end` says why.
     rt.block_on(async {
         let cl = client(&c, false);
         let mut con = cl.get_multiplexed_async_connection().await.unwrap();
@@ -478,6 +464,110 @@ fn redis_refusals_reach_the_client_and_the_audit_log() {
                 .as_str()
                 .is_some_and(|m| m.contains("client certificate is required"))
     });
+}
+
+/// A TLS connection to the proxy with the user's certificate.
+async fn tls_to_proxy(c: &RedisConn) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_file_iter(&c.ca).unwrap() {
+        roots.add(ca.unwrap()).unwrap();
+    }
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&c.cert)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(&c.key).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_client_auth_cert(certs, key)
+    .unwrap();
+    let tcp = tokio::net::TcpStream::connect((c.host.as_str(), c.port))
+        .await
+        .unwrap();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(ServerName::try_from(c.host.clone()).unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+/// Sends `input`, returns everything read until the proxy closes (bounded in time).
+async fn exchange(c: &RedisConn, input: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tls = tls_to_proxy(c).await;
+    tls.write_all(input).await.unwrap();
+    tls.flush().await.unwrap();
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut got)).await;
+    assert!(
+        read.is_ok(),
+        "the connection was not closed after {:?}: got {:?}",
+        String::from_utf8_lossy(&input[..input.len().min(80)]),
+        String::from_utf8_lossy(&got)
+    );
+    got
+}
+
+async fn malformed_corpus(c: &RedisConn) {
+    // A session that must keep working throughout.
+    let cl = client(c, false);
+    let mut con = cl.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("survivor")
+        .arg("yes")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let deep = b"*1\r\n".repeat(100_000);
+    let corpus: Vec<(&str, Vec<u8>)> = vec![
+        ("count not a number", b"*abc\r\n".to_vec()),
+        ("negative count", b"*-2\r\n".to_vec()),
+        ("negative bulk length", b"*1\r\n$-5\r\n".to_vec()),
+        ("bulk length not a number", b"*1\r\n$x\r\n".to_vec()),
+        ("bulk longer than said", b"*1\r\n$3\r\nabcdef\r\n".to_vec()),
+        ("huge bulk length", b"*1\r\n$99999999999999\r\n".to_vec()),
+        (
+            "bulk over the agent's 64 MiB",
+            b"*2\r\n$3\r\nSET\r\n$104857600\r\n".to_vec(),
+        ),
+        ("huge element count", b"*99999999999\r\n".to_vec()),
+        ("nested arrays", deep),
+        ("element not a bulk string", b"*1\r\n:5\r\n".to_vec()),
+        (
+            "inline with an unbalanced quote",
+            b"SET k \"oops\r\n".to_vec(),
+        ),
+        ("inline line over 64 KiB", vec![b'a'; 70 * 1024]),
+    ];
+    for (what, input) in corpus {
+        let got = exchange(c, &input).await;
+        let text = String::from_utf8_lossy(&got);
+        assert!(
+            text.starts_with("-ERR Portcullis: bad command"),
+            "{what}: {text:?}"
+        );
+    }
+    // An inline command is RESP too (Redis accepts them from telnet users).
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tls = tls_to_proxy(c).await;
+    tls.write_all(b"PING\r\n").await.unwrap();
+    let mut buf = [0u8; 7];
+    tokio::time::timeout(Duration::from_secs(10), tls.read_exact(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf, b"+PONG\r\n");
+    let v: String = redis::cmd("GET")
+        .arg("survivor")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(v, "yes");
 }
 
 #[test]

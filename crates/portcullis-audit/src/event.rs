@@ -34,7 +34,8 @@ const SESSION: [Field; 10] = [
     always("db_protocol"),
     always("db_uri"),
     always("db_user"),
-    always("db_name"),
+    // Redis has no database name.
+    optional("db_name"),
     always("db_roles"),
     always("server_id"),
     always("addr.remote"),
@@ -366,14 +367,7 @@ mod tests {
             .filter(|f| f.always)
             .map(|f| f.name)
             .collect();
-        for f in [
-            "user",
-            "sid",
-            "db_service",
-            "db_user",
-            "db_name",
-            "server_id",
-        ] {
+        for f in ["user", "sid", "db_service", "db_user", "server_id"] {
             assert!(end.contains(&f), "db.session.end lacks {f}");
         }
     }

@@ -500,6 +500,7 @@ where
                         let q = AuditedQuery::new(text, len.saturating_sub(1), false, masked, max);
                         let mut e: Event = s.event(EventKind::DbSessionQuery);
                         query_field(&mut e, "db_query", &q);
+                        e.set("db_query_parameters", Vec::<String>::new());
                         events.push(e);
                     }
                     // On disk before Redis sees the commands.

@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# Redis through Portcullis against a direct mutual-TLS connection, in one run.
+#
+# Builds its own stack in a temp dir: a cluster (auth + proxy; with REDIS_BENCH_TOPOLOGY=single
+# the agent too), its own redis-server on a free loopback port (tls-port, client certificates
+# from the db CA, ACL user `bench` whose password the agent reads from a file), a database
+# agent process joined over the network tunnel (default topology), a user and `pc db login`.
+# Then, for each path, redis-benchmark -t get,set with 8 clients:
+#   - 16-deep pipelines (-P 16): requests/s and the ratio (target ≥ 0.6)
+#   - no pipelining (-P 1): requests/s and the ratio
+#   - CPU (utime+stime) of the cluster and the agent per command, and audit events per command
+# and prints a table. Exits non-zero when anything fails; cleans up after itself.
+#
+# Usage: bench/redis_bench.sh
+# Needs release binaries: cargo build --release --workspace (PORTCULLIS_BIN_DIR or
+# CARGO_TARGET_DIR pick them up). Knobs (environment): REDIS_BENCH_N (200000 requests per
+# test), REDIS_BENCH_TOPOLOGY (remote | single), REDIS_BENCH_KEEP=1 (keep the temp dir).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+N="${REDIS_BENCH_N:-200000}"
+TOPOLOGY="${REDIS_BENCH_TOPOLOGY:-remote}"
+case "$TOPOLOGY" in remote|single) ;; *) echo "REDIS_BENCH_TOPOLOGY must be remote or single" >&2; exit 2 ;; esac
+bin="${PORTCULLIS_BIN_DIR:-${CARGO_TARGET_DIR:-$repo/target}/release}"
+
+die() { echo "redis_bench: $*" >&2; exit 1; }
+for b in portcullis pcctl pc; do
+  [ -x "$bin/$b" ] || die "$bin/$b not found: cargo build --release --workspace first (or set PORTCULLIS_BIN_DIR)"
+done
+for b in redis-server redis-cli redis-benchmark; do command -v "$b" >/dev/null || die "$b missing (apt-get install redis-server redis-tools)"; done
+
+dir=$(mktemp -d /tmp/redis-bench.XXXXXX)
+cluster_pid=""; agent_pid=""; redis_pid=""
+keep="${REDIS_BENCH_KEEP:-}"
+cleanup() {
+  local rc=$?
+  set +e
+  if [ "$rc" != 0 ]; then
+    echo "redis_bench: FAILED (exit $rc); log tails:" >&2
+    for f in "$dir/cluster.log" "$dir/agent/agent.log" "$dir/redis/redis.log"; do
+      [ -f "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }
+    done
+  fi
+  for p in "$agent_pid" "$cluster_pid" "$redis_pid"; do
+    [ -n "$p" ] && kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+  done
+  if [ -n "$keep" ]; then echo "redis_bench: kept $dir" >&2; else rm -rf "$dir"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+step() { echo "== $*" >&2; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+
+redis_port=$(free_port)
+mkdir -p "$dir/redis" "$dir/agent" "$dir/certs"
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/agent/bench.pass"
+chmod 600 "$dir/agent/bench.pass"
+db_entry="    - name: cache
+      protocol: redis
+      uri: '127.0.0.1:$redis_port'
+      description: redis-benchmark target
+      passwords: { bench: 'file:$dir/agent/bench.pass' }"
+
+step "cluster ($TOPOLOGY)"
+if [ "$TOPOLOGY" = single ]; then
+  db_section="db_service:
+  enabled: true
+  databases:
+$db_entry"
+else
+  db_section="db_service: { enabled: false }"
+fi
+cat >"$dir/cluster.yaml" <<EOF
+version: v1
+cluster_name: bench
+data_dir: $dir/cluster
+log: { level: warn, format: text }
+auth_service:
+  enabled: true
+  listen_addr: 127.0.0.1:0
+  authentication: { second_factor: 'off' }
+proxy_service: { enabled: true, listen_addr: '127.0.0.1:0' }
+$db_section
+EOF
+"$bin/portcullis" start -c "$dir/cluster.yaml" </dev/null >"$dir/cluster.log" 2>&1 &
+cluster_pid=$!
+for _ in $(seq 200); do
+  [ -s "$dir/cluster/admin/proxy_addr" ] && [ -f "$dir/cluster/admin/identity.pem" ] && break
+  kill -0 "$cluster_pid" 2>/dev/null || die "the cluster exited during start-up"
+  sleep 0.1
+done
+proxy_addr=$(cat "$dir/cluster/admin/proxy_addr")
+pcctl() { "$bin/pcctl" -d "$dir/cluster" "$@"; }
+
+step "redis-server with TLS from the db CA"
+pcctl auth sign --format=db --host=127.0.0.1,localhost --out="$dir/certs/server" >/dev/null
+pcctl auth sign --format=db-client --db-user=bench --ttl=12h --out="$dir/certs/direct" >/dev/null
+cat >"$dir/redis/redis.conf" <<EOF
+bind 127.0.0.1
+port 0
+tls-port $redis_port
+tls-cert-file $dir/certs/server.crt
+tls-key-file $dir/certs/server.key
+tls-ca-cert-file $dir/certs/server.cas
+tls-auth-clients yes
+save ""
+appendonly no
+dir $dir/redis
+user default off
+user bench on >$(cat "$dir/agent/bench.pass") ~* &* +@all
+EOF
+redis-server "$dir/redis/redis.conf" >"$dir/redis/redis.log" 2>&1 &
+redis_pid=$!
+direct=(--tls --cacert "$dir/certs/direct.cas" --cert "$dir/certs/direct.crt" --key "$dir/certs/direct.key" -h 127.0.0.1 -p "$redis_port" --user bench -a "$(cat "$dir/agent/bench.pass")" --no-auth-warning)
+for _ in $(seq 50); do
+  [ "$(redis-cli "${direct[@]}" PING 2>/dev/null)" = PONG ] && break
+  sleep 0.1
+done
+[ "$(redis-cli "${direct[@]}" PING)" = PONG ] || die "redis-server did not answer"
+
+if [ "$TOPOLOGY" = single ]; then
+  sleep 100000 &
+  agent_pid=$!
+else
+  step "agent"
+  token_json=$(pcctl tokens add --type=db --format=json)
+  token=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])' <<<"$token_json")
+  pin=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["ca_pin"])' <<<"$token_json")
+  cat >"$dir/agent/agent.yaml" <<EOF
+version: v1
+cluster_name: bench
+data_dir: $dir/agent/data
+log: { level: warn, format: text }
+auth_service: { enabled: false }
+db_service:
+  enabled: true
+  proxy_addr: '$proxy_addr'
+  join_token: '$token'
+  ca_pin: '$pin'
+  databases:
+$db_entry
+EOF
+  "$bin/portcullis" start -c "$dir/agent/agent.yaml" </dev/null >"$dir/agent/agent.log" 2>&1 &
+  agent_pid=$!
+fi
+
+step "user and pc db login"
+printf 'bench-password-0123' | pcctl users add benchuser --roles=access --db-users=bench --password-stdin >/dev/null
+mkdir -p "$dir/home"
+export HOME="$dir/home" PORTCULLIS_HOME="$dir/home/.portcullis"
+printf 'bench-password-0123' | "$bin/pc" login --proxy="$proxy_addr" --user=benchuser --password-stdin --insecure >/dev/null
+ok=""
+for _ in $(seq 100); do
+  kill -0 "$agent_pid" 2>/dev/null || die "the agent exited"
+  if "$bin/pc" db ls 2>/dev/null | grep -q cache; then ok=1; break; fi
+  sleep 0.2
+done
+[ -n "$ok" ] || die "cache never appeared in pc db ls"
+"$bin/pc" db login cache --db-user=bench >/dev/null
+cfg=$("$bin/pc" db config cache --format=json)
+field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$cfg" "$1"; }
+proxied=(--tls --cacert "$(field ca)" --cert "$(field cert)" --key "$(field key)" -h "$(field host)" -p "$(field port)")
+[ "$(redis-cli "${proxied[@]}" PING)" = PONG ] || die "PING through the proxy failed"
+echo "stack up: proxy $proxy_addr, Redis 127.0.0.1:$redis_port" >&2
+
+events() { wc -l <"$dir/cluster/log/events.log"; }
+declare -A R
+bench() { # label path -> requests/s of GET and SET (sum of both tests / 2)
+  local label=$1 path=$2 p=$3
+  local -n args=$path
+  sleep 1
+  local e0 c0 a0 t0 e1 c1 a1
+  e0=$(events); c0=$(ticks "$cluster_pid"); a0=$(ticks "$agent_pid")
+  redis-benchmark "${args[@]}" -t get,set -c 8 -P "$p" -n "$N" --csv >"$dir/bench.$label.$path" 2>&1 \
+    || { cat "$dir/bench.$label.$path" >&2; die "redis-benchmark $label $path failed"; }
+  c1=$(ticks "$cluster_pid"); a1=$(ticks "$agent_pid")
+  sleep 2; e1=$(events)
+  local get set
+  set=$(awk -F'","' '/^"SET"/{print $2}' "$dir/bench.$label.$path")
+  get=$(awk -F'","' '/^"GET"/{print $2}' "$dir/bench.$label.$path")
+  R[${label}_${path}_set]=$set; R[${label}_${path}_get]=$get
+  R[${label}_${path}_cpu]=$(python3 -c "print(f'{(($c1-$c0)+($a1-$a0))/$hz*1e6/(2*$N):.1f}')")
+  R[${label}_${path}_events]=$(python3 -c "print(f'{($e1-$e0)/(2*$N):.2f}')")
+  echo "   SET $set/s, GET $get/s" >&2
+}
+direct_args=("${direct[@]}")
+proxy_args=("${proxied[@]}")
+step "warm-up"
+redis-benchmark "${direct_args[@]}" -t get,set -c 8 -P 16 -n 50000 -q >/dev/null
+redis-benchmark "${proxy_args[@]}" -t get,set -c 8 -P 16 -n 50000 -q >/dev/null
+for run in "p16 16" "p1 1"; do
+  read -r label p <<<"$run"
+  for path in direct_args proxy_args; do
+    step "redis-benchmark -t get,set -c 8 -P $p -n $N, ${path%_args}"
+    bench "$label" "$path" "$p"
+  done
+done
+kill -0 "$cluster_pid" && kill -0 "$agent_pid" || die "a Portcullis process died during the run"
+
+echo
+echo "Redis through Portcullis ($TOPOLOGY topology) vs direct mutual TLS, $(nproc) CPUs, $(date -u +%F), $(redis-server --version | awk '{print $3}')"
+printf '%-34s %14s %14s %7s %14s %12s\n' "redis-benchmark, 8 clients" "direct req/s" "proxied req/s" "ratio" "Portcullis CPU" "events/cmd"
+for label in p16 p1; do
+  for t in set get; do
+    d=${R[${label}_direct_args_$t]}; x=${R[${label}_proxy_args_$t]}
+    printf '%-34s %14s %14s %7s %11s µs %12s\n' "$(echo "$t" | tr a-z A-Z), pipeline ${label#p}" "$d" "$x" \
+      "$(python3 -c "print(f'{$x/$d:.2f}')")" "${R[${label}_proxy_args_cpu]}" "${R[${label}_proxy_args_events]}"
+  done
+done
+echo "(target: ratio ≥ 0.6 with 16-deep pipelines; CPU is the cluster's plus the agent's per command)"
