@@ -8,12 +8,18 @@
 //! - [`postgres`] is the PostgreSQL v3 protocol (3.0 and 3.2): two-step framing over a
 //!   persistent `BytesMut`, one message per file, raw `Bytes` kept so a relayed message is never
 //!   copied, and fields decoded only when the audit log or the startup exchange needs them.
+//! - [`mysql`] is the MySQL / MariaDB client/server protocol: packet framing (with 16 MiB
+//!   continuations and sequence-id checks), the handshake both ways (HandshakeV10, SSLRequest,
+//!   HandshakeResponse41, auth switch, OK/ERR/EOF), the commands the agent audits (COM_QUERY
+//!   with query attributes, COM_STMT_EXECUTE with binary values rendered as text…) and a
+//!   scanner for `USE db` statements in query text.
 //!
 //! Every decoder treats its input as hostile: lengths are checked before anything is
 //! allocated, and malformed input yields a [`WireError`] that says what was wrong.
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod mysql;
 pub mod postgres;
 pub mod sniff;
 
