@@ -131,4 +131,31 @@ pub enum WireError {
         /// The repeated parameter.
         name: String,
     },
+    /// A MySQL packet's sequence id is not the one the exchange expects (a packet was lost,
+    /// injected or reordered); the proxy refuses such a handshake.
+    #[error("packet sequence id {found} where {expected} was expected")]
+    SequenceMismatch {
+        /// The sequence id the exchange expects next.
+        expected: u8,
+        /// The sequence id the packet carries.
+        found: u8,
+    },
+    /// A MySQL payload starts with a header byte its decoder does not handle (an ERR packet
+    /// handed to the OK decoder, say).
+    #[error("{message}: expected header byte {expected:#04x}, found {found:#04x}")]
+    UnexpectedHeader {
+        /// The message being decoded.
+        message: &'static str,
+        /// The header byte the decoder handles (the first one, if it handles several).
+        expected: u8,
+        /// The header byte of the payload.
+        found: u8,
+    },
+    /// A COM_STMT_EXECUTE names a statement whose parameter count is unknown (it was never
+    /// prepared on this connection, or already closed), so its values cannot be decoded.
+    #[error("COM_STMT_EXECUTE for unknown statement {statement_id}")]
+    UnknownStatement {
+        /// The statement id as sent.
+        statement_id: u32,
+    },
 }

@@ -12,6 +12,11 @@
 //!   split with Redis' own quoting rules) parsed resumably with their raw bytes kept for
 //!   relaying, server replies framed without recursion or rescanning, the few replies the
 //!   agent reads itself decoded, and the commands and errors it sends encoded.
+//! - [`mysql`] is the MySQL / MariaDB client/server protocol: packet framing (with 16 MiB
+//!   continuations and sequence-id checks), the handshake both ways (HandshakeV10, SSLRequest,
+//!   HandshakeResponse41, auth switch, OK/ERR/EOF), the commands the agent audits (COM_QUERY
+//!   with query attributes, COM_STMT_EXECUTE with binary values rendered as text…) and a
+//!   scanner for `USE db` statements in query text.
 //!
 //! Every decoder treats its input as hostile: lengths are checked before anything is
 //! allocated, and malformed input yields a typed error ([`WireError`], [`resp::RespError`]) that
@@ -19,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod mysql;
 pub mod postgres;
 pub mod resp;
 pub mod sniff;
