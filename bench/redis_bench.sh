@@ -14,7 +14,8 @@
 # Usage: bench/redis_bench.sh
 # Needs release binaries: cargo build --release --workspace (PORTCULLIS_BIN_DIR or
 # CARGO_TARGET_DIR pick them up). Knobs (environment): REDIS_BENCH_N (200000 requests per
-# test), REDIS_BENCH_TOPOLOGY (remote | single), REDIS_BENCH_KEEP=1 (keep the temp dir).
+# test), REDIS_BENCH_TOPOLOGY (remote | single), REDIS_BENCH_KEEP=1 (keep the temp dir),
+# REDIS_BENCH_PERF=1 (perf record the cluster for 4 s of the pipelined proxied run; kept).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -115,12 +116,12 @@ user bench on >$(cat "$dir/agent/bench.pass") ~* &* +@all
 EOF
 redis-server "$dir/redis/redis.conf" >"$dir/redis/redis.log" 2>&1 &
 redis_pid=$!
-direct=(--tls --cacert "$dir/certs/direct.cas" --cert "$dir/certs/direct.crt" --key "$dir/certs/direct.key" -h 127.0.0.1 -p "$redis_port" --user bench -a "$(cat "$dir/agent/bench.pass")" --no-auth-warning)
+direct=(--tls --cacert "$dir/certs/direct.cas" --cert "$dir/certs/direct.crt" --key "$dir/certs/direct.key" -h 127.0.0.1 -p "$redis_port" --user bench -a "$(cat "$dir/agent/bench.pass")")
 for _ in $(seq 50); do
-  [ "$(redis-cli "${direct[@]}" PING 2>/dev/null)" = PONG ] && break
+  [ "$(redis-cli "${direct[@]}" --no-auth-warning PING 2>/dev/null)" = PONG ] && break
   sleep 0.1
 done
-[ "$(redis-cli "${direct[@]}" PING)" = PONG ] || die "redis-server did not answer"
+[ "$(redis-cli "${direct[@]}" --no-auth-warning PING)" = PONG ] || die "redis-server did not answer"
 
 if [ "$TOPOLOGY" = single ]; then
   sleep 100000 &
@@ -175,9 +176,16 @@ bench() { # label path -> requests/s of GET and SET (sum of both tests / 2)
   sleep 1
   local e0 c0 a0 t0 e1 c1 a1
   e0=$(events); c0=$(ticks "$cluster_pid"); a0=$(ticks "$agent_pid")
+  local perf_pid=""
+  if [ -n "${REDIS_BENCH_PERF:-}" ] && [ "$path" = proxy_args ] && [ "$label" = p16 ]; then
+    keep=1
+    perf record -F 999 -g -o "$dir/perf.cluster.data" -p "$cluster_pid" -- sleep 4 >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   redis-benchmark "${args[@]}" -t get,set -c 8 -P "$p" -n "$N" --csv >"$dir/bench.$label.$path" 2>&1 \
     || { cat "$dir/bench.$label.$path" >&2; die "redis-benchmark $label $path failed"; }
   c1=$(ticks "$cluster_pid"); a1=$(ticks "$agent_pid")
+  [ -n "$perf_pid" ] && wait "$perf_pid"
   sleep 2; e1=$(events)
   local get set
   set=$(awk -F'","' '/^"SET"/{print $2}' "$dir/bench.$label.$path")
@@ -190,8 +198,8 @@ bench() { # label path -> requests/s of GET and SET (sum of both tests / 2)
 direct_args=("${direct[@]}")
 proxy_args=("${proxied[@]}")
 step "warm-up"
-redis-benchmark "${direct_args[@]}" -t get,set -c 8 -P 16 -n 50000 -q >/dev/null
-redis-benchmark "${proxy_args[@]}" -t get,set -c 8 -P 16 -n 50000 -q >/dev/null
+redis-benchmark "${direct_args[@]}" -t get,set -c 8 -P 16 -n 50000 -q >"$dir/warmup.direct" 2>&1 || { cat "$dir/warmup.direct" >&2; die "redis-benchmark failed on the direct path"; }
+redis-benchmark "${proxy_args[@]}" -t get,set -c 8 -P 16 -n 50000 -q >"$dir/warmup.proxy" 2>&1 || { cat "$dir/warmup.proxy" >&2; die "redis-benchmark failed through the proxy"; }
 for run in "p16 16" "p1 1"; do
   read -r label p <<<"$run"
   for path in direct_args proxy_args; do
