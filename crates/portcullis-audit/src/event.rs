@@ -170,6 +170,42 @@ event_kinds! {
     /// PostgreSQL FunctionCall.
     PostgresFunctionCall => "db.session.postgres.function", "TPG04I",
         [always("function_oid"), always("function_args")] + SESSION;
+    /// MySQL COM_STMT_PREPARE.
+    MysqlStatementPrepare => "db.session.mysql.statements.prepare", "TMY00I",
+        [always("query")] + SESSION;
+    /// MySQL COM_STMT_EXECUTE, with the decoded parameters.
+    MysqlStatementExecute => "db.session.mysql.statements.execute", "TMY01I",
+        [always("statement_id"), always("parameters")] + SESSION;
+    /// MySQL COM_STMT_SEND_LONG_DATA.
+    MysqlStatementSendLongData => "db.session.mysql.statements.send_long_data", "TMY02I",
+        [always("statement_id"), always("parameter_id"), always("data_size")] + SESSION;
+    /// MySQL COM_STMT_CLOSE.
+    MysqlStatementClose => "db.session.mysql.statements.close", "TMY03I",
+        [always("statement_id")] + SESSION;
+    /// MySQL COM_STMT_RESET.
+    MysqlStatementReset => "db.session.mysql.statements.reset", "TMY04I",
+        [always("statement_id")] + SESSION;
+    /// MySQL COM_STMT_FETCH.
+    MysqlStatementFetch => "db.session.mysql.statements.fetch", "TMY05I",
+        [always("statement_id"), always("rows_count")] + SESSION;
+    /// MySQL COM_INIT_DB (the client's `USE`).
+    MysqlInitDb => "db.session.mysql.init_db", "TMY07I",
+        [always("schema_name")] + SESSION;
+    /// MySQL COM_CREATE_DB.
+    MysqlCreateDb => "db.session.mysql.create_db", "TMY08I",
+        [always("schema_name")] + SESSION;
+    /// MySQL COM_DROP_DB.
+    MysqlDropDb => "db.session.mysql.drop_db", "TMY09I",
+        [always("schema_name")] + SESSION;
+    /// MySQL COM_SHUTDOWN.
+    MysqlShutDown => "db.session.mysql.shut_down", "TMY10I", [] + SESSION;
+    /// MySQL COM_PROCESS_KILL.
+    MysqlProcessKill => "db.session.mysql.process_kill", "TMY11I",
+        [always("process_id")] + SESSION;
+    /// MySQL COM_DEBUG.
+    MysqlDebug => "db.session.mysql.debug", "TMY12I", [] + SESSION;
+    /// MySQL COM_REFRESH.
+    MysqlRefresh => "db.session.mysql.refresh", "TMY13I", [] + SESSION;
 }
 
 impl EventKind {
