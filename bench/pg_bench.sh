@@ -105,7 +105,7 @@ auth_service:
   enabled: true
   listen_addr: 127.0.0.1:0
   authentication: { second_factor: 'off' }
-proxy_service: { enabled: true, listen_addr: '127.0.0.1:0' }
+proxy_service: { enabled: true, listen_addr: '127.0.0.1:0', mysql_listen_addr: '127.0.0.1:0' }
 $db_section
 EOF
 "$bin/portcullis" start -c "$dir/cluster.yaml" </dev/null >"$dir/cluster.log" 2>&1 &

@@ -73,7 +73,7 @@ pub fn base_config(data_dir: &Path) -> Value {
          data_dir: {data}\n\
          log: {{ level: info, format: text }}\n\
          auth_service:\n  enabled: true\n  listen_addr: 127.0.0.1:0\n  authentication: {{ second_factor: 'off' }}\n\
-         proxy_service: {{ enabled: false }}\n\
+         proxy_service: {{ enabled: false, mysql_listen_addr: '127.0.0.1:0' }}\n\
          db_service: {{ enabled: false }}\n",
         data = serde_json::to_string(&data_dir.display().to_string()).unwrap(),
     );

@@ -546,6 +546,7 @@ mod tests {
     fn view(users: &[&str]) -> DatabaseView {
         DatabaseView {
             database: DatabaseInfo {
+                version: None,
                 name: "pg1".into(),
                 protocol: "postgres".into(),
                 uri: "x:5432".into(),

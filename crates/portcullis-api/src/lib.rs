@@ -45,6 +45,9 @@ pub struct PingResponse {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub server_time: OffsetDateTime,
+    /// The proxy's MySQL port (MySQL clients connect there, not to the main port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mysql_port: Option<u16>,
 }
 
 /// One certificate authority, public parts only.
@@ -373,6 +376,9 @@ pub struct DatabaseInfo {
     /// Static and dynamic labels, merged.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// The server's version as it greets clients (MySQL: the proxy's greeting repeats it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// `PUT /v1/databases/heartbeat`: an agent announces what it serves; entries expire unless

@@ -30,6 +30,8 @@ pub struct AuthServer {
     pub(crate) user_limiter: RateLimiter<String>,
     pub(crate) proxy_addr: Option<String>,
     pub(crate) audit: std::sync::OnceLock<Arc<crate::audit::AuditLog>>,
+    /// The proxy's MySQL port, when a proxy in this process listens on one (told to `pc`).
+    pub(crate) mysql_port: std::sync::OnceLock<u16>,
 }
 
 impl std::fmt::Debug for AuthServer {
@@ -100,6 +102,7 @@ impl AuthServer {
             ssh_user_ca,
             proxy_addr,
             audit: std::sync::OnceLock::new(),
+            mysql_port: std::sync::OnceLock::new(),
         }))
     }
 
@@ -149,7 +152,13 @@ impl AuthServer {
             second_factor: self.config.authentication.second_factor.as_str().into(),
             host_ca_pin: self.host_ca.pin(),
             server_time: OffsetDateTime::now_utc(),
+            mysql_port: self.mysql_port.get().copied(),
         }
+    }
+
+    /// Records the proxy's MySQL port, for clients (`GET /v1/ping`).
+    pub fn set_mysql_port(&self, port: u16) {
+        let _ = self.mysql_port.set(port);
     }
 
     /// What `pcctl status` shows.

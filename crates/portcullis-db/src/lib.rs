@@ -12,6 +12,7 @@ pub mod audit;
 pub mod dbcerts;
 pub mod identity;
 pub mod mask;
+pub mod mysql;
 pub mod postgres;
 pub mod query_text;
 pub mod redis;
@@ -101,6 +102,9 @@ pub async fn session_for<S>(
     match protocol {
         Some(portcullis_core::database::DbProtocol::Redis) => {
             redis::session(agent, stream, cert, client_addr, sid).await
+        }
+        Some(portcullis_core::database::DbProtocol::Mysql) => {
+            mysql::session(agent, stream, cert, client_addr, sid).await
         }
         _ => postgres::session(agent, stream, cert, client_addr, sid).await,
     }

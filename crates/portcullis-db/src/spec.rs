@@ -55,6 +55,8 @@ pub struct DbSpec {
     /// Where the agent finds each db user's password, for protocols that cannot log in with
     /// a certificate alone (Redis 7.0): `file:PATH` or `env:VAR`, never the secret itself.
     pub passwords: BTreeMap<String, String>,
+    /// MySQL settings (LOAD DATA LOCAL).
+    pub mysql: crate::mysql::MysqlOptions,
 }
 
 /// Reads a secret named by reference: `file:PATH` (the file's content without a trailing
@@ -86,6 +88,8 @@ impl DbSpec {
 pub struct Databases {
     specs: Arc<Vec<DbSpec>>,
     dynamic: Arc<RwLock<BTreeMap<(String, String), String>>>,
+    /// Server versions learnt from the databases' greetings (MySQL).
+    versions: Arc<RwLock<BTreeMap<String, String>>>,
     changed: watch::Sender<u64>,
 }
 
@@ -96,8 +100,16 @@ impl Databases {
         let me = Self {
             specs: Arc::new(specs),
             dynamic: Arc::new(RwLock::new(BTreeMap::new())),
+            versions: Arc::new(RwLock::new(BTreeMap::new())),
             changed,
         };
+        for spec in me.specs.iter() {
+            if spec.protocol == DbProtocol::Mysql {
+                let me = me.clone();
+                let (db, uri) = (spec.name.clone(), spec.uri.clone());
+                tokio::spawn(async move { me.probe_version(db, uri).await });
+            }
+        }
         for spec in me.specs.iter() {
             for label in &spec.dynamic_labels {
                 let me = me.clone();
@@ -131,6 +143,50 @@ impl Databases {
             }
             tokio::time::sleep(label.period).await;
         }
+    }
+
+    /// Learns a MySQL database's version from its greeting (retrying while it is down), so
+    /// the proxy can greet clients with it.
+    async fn probe_version(self, db: String, uri: String) {
+        let mut wait = Duration::from_millis(250);
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), crate::mysql::probe_version(&uri))
+                .await
+            {
+                Ok(Ok(v)) => {
+                    self.set_version(&db, v);
+                    return;
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(%db, error = %e, "could not read the database's version yet")
+                }
+                Err(_) => tracing::debug!(%db, "the database did not greet in time"),
+            }
+            if Arc::strong_count(&self.specs) == 1 {
+                return;
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    /// Records `db`'s version (from a probe or a session's greeting); announces a change.
+    pub fn set_version(&self, db: &str, version: String) {
+        let mut changed = false;
+        if let Ok(mut m) = self.versions.write() {
+            if m.get(db) != Some(&version) {
+                m.insert(db.to_owned(), version);
+                changed = true;
+            }
+        }
+        if changed {
+            self.changed.send_modify(|v| *v += 1);
+        }
+    }
+
+    /// `db`'s version, once known.
+    pub fn version(&self, db: &str) -> Option<String> {
+        self.versions.read().ok()?.get(db).cloned()
     }
 
     /// Wakes when labels change.
@@ -177,6 +233,7 @@ impl Databases {
                 uri: s.uri.clone(),
                 description: s.description.clone(),
                 labels: self.labels(s),
+                version: self.version(&s.name),
             })
             .collect()
     }

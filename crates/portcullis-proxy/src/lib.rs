@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod listener;
+pub mod mysql;
 pub mod postgres;
 pub mod redis;
 pub mod registry;
@@ -35,6 +36,8 @@ pub struct Proxy {
     pub api: axum_router::Router,
     /// A database agent in this process, if any.
     pub local: std::sync::OnceLock<Arc<dyn LocalAgent>>,
+    /// `proxy_service.mysql_server_version`, when set.
+    pub mysql_server_version: std::sync::OnceLock<String>,
 }
 
 /// A client's stream, whatever it is underneath (TLS over TCP, with already-read bytes
@@ -63,6 +66,10 @@ pub trait LocalAgent: Send + Sync + 'static {
     ) -> BoxFuture;
     /// Delivers a cancel request if one of its sessions holds the key.
     fn cancel(&self, process_id: i32, secret_key: bytes::Bytes) -> BoxFuture;
+    /// What it knows about the databases it serves (for the MySQL greeting's version).
+    fn databases(&self) -> Vec<portcullis_api::DatabaseInfo> {
+        Vec::new()
+    }
 }
 
 /// Re-export so callers need not depend on axum.
@@ -88,6 +95,32 @@ impl Proxy {
             tls,
             api,
             local: std::sync::OnceLock::new(),
+            mysql_server_version: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// The version the MySQL port greets clients with: the configured one, else that of the
+    /// MySQL databases served (the first by name; the greeting comes before the client says
+    /// which database it wants), else [`mysql::DEFAULT_SERVER_VERSION`].
+    pub fn mysql_version(&self) -> String {
+        if let Some(v) = self.mysql_server_version.get().filter(|v| !v.is_empty()) {
+            return v.clone();
+        }
+        let mut known: Vec<(String, String)> = self
+            .local
+            .get()
+            .map(|l| l.databases())
+            .unwrap_or_default()
+            .into_iter()
+            .chain(self.registry.all().into_iter().flat_map(|a| a.databases))
+            .filter(|d| d.protocol == "mysql")
+            .filter_map(|d| d.version.map(|v| (d.name, v)))
+            .collect();
+        known.sort();
+        known
+            .into_iter()
+            .next()
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| mysql::DEFAULT_SERVER_VERSION.to_owned())
     }
 }

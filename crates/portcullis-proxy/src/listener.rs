@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::LazyConfigAcceptor;
 
-use crate::{postgres, redis, tunnel_server, web, Proxy};
+use crate::{mysql, postgres, redis, tunnel_server, web, Proxy};
 
 /// Most connections handled at once.
 pub const MAX_CONNECTIONS: usize = 32_768;
@@ -141,6 +141,17 @@ async fn tls(proxy: Arc<Proxy>, io: Rewind<TcpStream>, addr: SocketAddr) {
         {
             Ok(Ok(tls)) => tunnel_server::serve(proxy, tls, addr).await,
             Ok(Err(e)) => tracing::warn!(%addr, error = %e, "agent TLS handshake failed"),
+            Err(_) => {}
+        }
+    } else if has(mysql::MYSQL_ALPN) {
+        match tokio::time::timeout(
+            HELLO_TIMEOUT,
+            start.into_stream(Arc::clone(&proxy.tls.db_mysql)),
+        )
+        .await
+        {
+            Ok(Ok(tls)) => mysql::over_alpn(proxy, tls, addr).await,
+            Ok(Err(e)) => postgres::handshake_failed(&proxy, addr, &e),
             Err(_) => {}
         }
     } else if has(crate::tls::POSTGRES_ALPN) {

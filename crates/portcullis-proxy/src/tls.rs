@@ -23,6 +23,8 @@ pub struct ProxyTls {
     pub db: Arc<rustls::ServerConfig>,
     /// The same, answering ALPN `postgresql` (direct TLS).
     pub db_direct: Arc<rustls::ServerConfig>,
+    /// The same, answering ALPN `portcullis-mysql` (`pc proxy db` for MySQL).
+    pub db_mysql: Arc<rustls::ServerConfig>,
     /// HTTPS: optional certificates from the user or host CA.
     pub web: Arc<rustls::ServerConfig>,
     /// Agents: a certificate from the host CA is required.
@@ -139,7 +141,8 @@ impl ProxyTls {
             .map_err(|e| e.to_string())?;
         Ok(Self {
             db: config(Arc::clone(&db), &cert, &[])?,
-            db_direct: config(db, &cert, &[POSTGRES_ALPN])?,
+            db_direct: config(Arc::clone(&db), &cert, &[POSTGRES_ALPN])?,
+            db_mysql: config(db, &cert, &[crate::mysql::MYSQL_ALPN])?,
             web: config(web, &cert, &[b"http/1.1"])?,
             tunnel: config(tunnel, &cert, &[portcullis_tunnel::TUNNEL_ALPN])?,
         })

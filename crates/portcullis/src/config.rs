@@ -116,6 +116,9 @@ pub struct ProxyServiceConfig {
     pub public_addr: Option<String>,
     /// MySQL's own port (its server speaks first).
     pub mysql_listen_addr: SocketAddr,
+    /// The server version the MySQL port greets clients with; empty: the version of the
+    /// MySQL databases the agents serve (probed at their start), else `8.0.36-Portcullis`.
+    pub mysql_server_version: String,
 }
 
 impl Default for ProxyServiceConfig {
@@ -125,6 +128,7 @@ impl Default for ProxyServiceConfig {
             listen_addr: SocketAddr::from(([0, 0, 0, 0], 3080)),
             public_addr: None,
             mysql_listen_addr: SocketAddr::from(([0, 0, 0, 0], 3036)),
+            mysql_server_version: String::new(),
         }
     }
 }
@@ -229,6 +233,18 @@ pub struct DatabaseConfig {
     /// in with `AUTH user password`; users never see it.
     #[serde(default)]
     pub passwords: std::collections::BTreeMap<String, String>,
+    /// MySQL/MariaDB settings.
+    #[serde(default)]
+    pub mysql: DatabaseMysqlConfig,
+}
+
+/// MySQL/MariaDB settings of one database.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseMysqlConfig {
+    /// Let clients run `LOAD DATA LOCAL INFILE` (off: the server could ask a client for any
+    /// file the client can read, so the agent does not offer the capability).
+    pub allow_load_data_local: bool,
 }
 
 /// TLS to a database.
@@ -423,6 +439,15 @@ impl Config {
                         "must say where the password is, as file:/path/to/file or env:VARIABLE — never the password itself".into(),
                     ));
                 }
+            }
+            if db.mysql != DatabaseMysqlConfig::default() && db.protocol != DbProtocol::Mysql {
+                problems.push((
+                    format!("{at}.mysql"),
+                    format!(
+                        "only MySQL databases take MySQL settings; this one is {}",
+                        db.protocol.display_name()
+                    ),
+                ));
             }
             if !db.passwords.is_empty() && db.protocol != DbProtocol::Redis {
                 problems.push((

@@ -51,6 +51,9 @@ fn sample_mentions_every_key() {
             period: Duration::from_mins(1),
         }],
         passwords: [("app".to_owned(), "file:/etc/app.pass".to_owned())].into(),
+        mysql: crate::config::DatabaseMysqlConfig {
+            allow_load_data_local: true,
+        },
     });
     let mut keys = BTreeSet::new();
     key_paths(&serde_json::to_value(&config).unwrap(), "", &mut keys);

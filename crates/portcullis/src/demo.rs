@@ -236,6 +236,7 @@ pub fn config(data_dir: &Path, pg_port: u16) -> Config {
     c.proxy_service.enabled = true;
     c.proxy_service.listen_addr = std::net::SocketAddr::from(([127, 0, 0, 1], 3080));
     c.proxy_service.public_addr = Some("127.0.0.1:3080".into());
+    c.proxy_service.mysql_listen_addr = std::net::SocketAddr::from(([127, 0, 0, 1], 3036));
     c.db_service.enabled = true;
     c.db_service.databases = vec![DatabaseConfig {
         name: DEMO_DB.into(),
@@ -246,6 +247,7 @@ pub fn config(data_dir: &Path, pg_port: u16) -> Config {
         static_labels: [("env".to_owned(), "demo".to_owned())].into(),
         dynamic_labels: Vec::new(),
         passwords: Default::default(),
+        mysql: Default::default(),
     }];
     c
 }

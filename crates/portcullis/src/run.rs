@@ -210,6 +210,22 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             listener,
             shutdown_rx.clone(),
         ));
+        let _ = proxy
+            .mysql_server_version
+            .set(config.proxy_service.mysql_server_version.clone());
+        let mysql_listen = config.proxy_service.mysql_listen_addr;
+        let mysql_listener = TcpListener::bind(mysql_listen).await.with_context(|| {
+            format!(
+                "proxy_service.mysql_listen_addr {mysql_listen}: cannot listen; is another process (a MySQL server?) using it? Pick another port"
+            )
+        })?;
+        let mysql_bound = mysql_listener.local_addr()?;
+        auth.set_mysql_port(mysql_bound.port());
+        tasks.spawn(portcullis_proxy::mysql::serve(
+            Arc::clone(&proxy),
+            mysql_listener,
+            shutdown_rx.clone(),
+        ));
         {
             let auth = Arc::clone(&auth);
             spawn_daily(&mut tasks, shutdown_rx.clone(), move || {
@@ -227,7 +243,16 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             &proxy_addr_path(&config.data_dir),
             format!("{shown}\n").as_bytes(),
         )?;
-        tracing::info!(addr = %bound, "proxy listening");
+        let mysql_shown = if mysql_bound.ip().is_unspecified() {
+            SocketAddr::new(IpAddr::from([127, 0, 0, 1]), mysql_bound.port())
+        } else {
+            mysql_bound
+        };
+        files::write_public(
+            &admin_dir(&config.data_dir).join("mysql_addr"),
+            format!("{mysql_shown}\n").as_bytes(),
+        )?;
+        tracing::info!(addr = %bound, mysql = %mysql_bound, "proxy listening");
         proxy_addr = Some(shown);
         proxy_server = Some(proxy);
     }
@@ -278,9 +303,12 @@ fn db_specs(config: &Config) -> anyhow::Result<Vec<portcullis_db::DbSpec>> {
     let mut out = Vec::new();
     for (i, db) in config.db_service.databases.iter().enumerate() {
         use portcullis_core::database::DbProtocol;
-        if !matches!(db.protocol, DbProtocol::Postgres | DbProtocol::Redis) {
+        if !matches!(
+            db.protocol,
+            DbProtocol::Postgres | DbProtocol::Redis | DbProtocol::Mysql
+        ) {
             bail!(
-                "db_service.databases[{i}].protocol: {} is not supported by this version's agent yet (postgres and redis are)",
+                "db_service.databases[{i}].protocol: {} is not supported by this version's agent yet (postgres, mysql and redis are)",
                 db.protocol
             );
         }
@@ -307,6 +335,9 @@ fn db_specs(config: &Config) -> anyhow::Result<Vec<portcullis_db::DbSpec>> {
                 })
                 .collect(),
             passwords: db.passwords.clone(),
+            mysql: portcullis_db::mysql::MysqlOptions {
+                allow_load_data_local: db.mysql.allow_load_data_local,
+            },
         });
     }
     if out.is_empty() {
@@ -474,6 +505,10 @@ impl portcullis_proxy::LocalAgent for InProcessAgent {
             client_addr,
             sid,
         ))
+    }
+
+    fn databases(&self) -> Vec<portcullis_api::DatabaseInfo> {
+        self.0.databases.infos()
     }
 
     fn cancel(&self, process_id: i32, secret_key: bytes::Bytes) -> portcullis_proxy::BoxFuture {

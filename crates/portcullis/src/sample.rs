@@ -71,10 +71,13 @@ proxy_service:
   public_addr: null
   # MySQL gets its own port because its server speaks first.
   mysql_listen_addr: 0.0.0.0:3036
+  # The server version MySQL clients are greeted with; empty: the version of the MySQL
+  # databases the agents serve (MariaDB's 5.5.5- prefix kept), else 8.0.36-Portcullis.
+  mysql_server_version: ''
 
 db_service:
-  # The database agent: dials out to the proxy and serves the databases below (postgres and
-  # redis in this version). With auth and proxy in the same process and no join_token, it joins by itself.
+  # The database agent: dials out to the proxy and serves the databases below (postgres,
+  # mysql and redis in this version). With auth and proxy in the same process and no join_token, it joins by itself.
   enabled: false
   # The proxy the agent dials out to, e.g. proxy.example.com:3080.
   proxy_addr: null
@@ -102,6 +105,12 @@ db_service:
   #     # Redis 7.0 cannot map a certificate to a user, so the agent logs in with AUTH: where
   #     # it finds each db user's password (file:PATH or env:VAR, never the password itself).
   #     passwords: { app: "file:/etc/portcullis/redis-app.pass" }
+  #   - name: shop-mysql
+  #     protocol: mysql
+  #     uri: 10.0.0.7:3306
+  #     mysql:
+  #       # LOAD DATA LOCAL INFILE lets the server read any file the client can: off unless needed.
+  #       allow_load_data_local: false
   databases: []
   audit:
     # Events wait in an on-disk spool (data_dir/agent/spool) until auth acknowledges them;

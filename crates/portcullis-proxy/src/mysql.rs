@@ -1,0 +1,413 @@
+//! MySQL/MariaDB clients at the proxy.
+//!
+//! MySQL's server speaks first, so MySQL clients get a port of their own
+//! (`proxy_service.mysql_listen_addr`, 3036 by default) where the proxy plays the server's
+//! greeting, requires TLS (the client's SSLRequest) with a client certificate, and reads the
+//! client's HandshakeResponse41. The password in it is ignored: the certificate is the
+//! credential. The route in the certificate picks the agent; the login packet is forwarded
+//! after the stream header and the agent answers it (OK, or an ERR saying why).
+//!
+//! The same exchange runs on the main port for `pc proxy db` (TLS with ALPN
+//! [`MYSQL_ALPN`]): the greeting then offers no TLS, since the stream already is.
+//!
+//! Refusals reach the client as ERR packets with MySQL's codes (1045 access denied, 3159
+//! secure transport required, 1043 bad handshake) and as `db.session.start` failure events.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use portcullis_ca::CaError;
+use portcullis_core::database::DbProtocol;
+use portcullis_core::identity::Identity;
+use portcullis_tunnel::{write_header, StreamHeader};
+use portcullis_wire::mysql::{
+    self, capability::*, error_code, ErrPacket, ErrorCode, HandshakeV10, PacketFramer, SslRequest,
+};
+use time::OffsetDateTime;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+
+use crate::postgres::{failure_event_for, relay, AGENT_OPEN_TIMEOUT};
+use crate::Proxy;
+
+/// ALPN for MySQL sessions on the main port (`pc proxy db`).
+pub const MYSQL_ALPN: &[u8] = b"portcullis-mysql";
+/// The version clients are greeted with when none is configured or announced.
+pub const DEFAULT_SERVER_VERSION: &str = "8.0.36-Portcullis";
+/// Time a client has for each handshake step.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the proxy offers clients: what the agent can pass on to MySQL 5.7+ and MariaDB 10.2+
+/// (no compression, no query attributes: a server might not understand them).
+pub const OFFERED: u64 = CLIENT_LONG_PASSWORD
+    | CLIENT_FOUND_ROWS
+    | CLIENT_LONG_FLAG
+    | CLIENT_CONNECT_WITH_DB
+    | CLIENT_LOCAL_FILES
+    | CLIENT_IGNORE_SPACE
+    | CLIENT_PROTOCOL_41
+    | CLIENT_INTERACTIVE
+    | CLIENT_IGNORE_SIGPIPE
+    | CLIENT_TRANSACTIONS
+    | CLIENT_SECURE_CONNECTION
+    | CLIENT_MULTI_STATEMENTS
+    | CLIENT_MULTI_RESULTS
+    | CLIENT_PS_MULTI_RESULTS
+    | CLIENT_PLUGIN_AUTH
+    | CLIENT_CONNECT_ATTRS
+    | CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
+    | CLIENT_SESSION_TRACK
+    | CLIENT_DEPRECATE_EOF;
+
+/// Accepts MySQL clients until `shutdown` turns true.
+pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    let slots = Arc::new(Semaphore::new(crate::listener::MAX_CONNECTIONS));
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = shutdown.changed() => return,
+        };
+        let (tcp, addr) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed on the MySQL port");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let proxy = Arc::clone(&proxy);
+        tokio::spawn(async move {
+            let _permit = permit;
+            let _ = tcp.set_nodelay(true);
+            plain(proxy, tcp, addr).await;
+        });
+    }
+}
+
+/// A 20-byte scramble without NUL bytes (clients treat it as a C string).
+fn scramble() -> [u8; 20] {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    let mut s = [0u8; 20];
+    for o in s.iter_mut() {
+        *o = rng.gen_range(1..=126);
+    }
+    s
+}
+
+/// The greeting (sequence id 0).
+fn greeting(proxy: &Proxy, tls: bool) -> BytesMut {
+    let mut caps = OFFERED;
+    if tls {
+        caps |= CLIENT_SSL;
+    }
+    let version = proxy.mysql_version();
+    let id = rand_connection_id();
+    let hello = HandshakeV10::new(version, id, scramble(), caps, "mysql_native_password");
+    let mut payload = BytesMut::new();
+    let mut out = BytesMut::new();
+    if hello.encode(&mut payload).is_ok() {
+        mysql::write_packets(&mut out, 0, &payload);
+    }
+    out
+}
+
+fn rand_connection_id() -> u32 {
+    use rand::Rng;
+    rand::thread_rng().gen_range(1..0x7fff_ffff)
+}
+
+/// An ERR packet with sequence id `seq`.
+fn err(seq: u8, code: ErrorCode, message: &str) -> BytesMut {
+    let mut payload = BytesMut::new();
+    let mut out = BytesMut::new();
+    if ErrPacket::new(code, message.to_owned())
+        .encode(&mut payload)
+        .is_ok()
+    {
+        mysql::write_packets(&mut out, seq, &payload);
+    }
+    out
+}
+
+async fn refuse<S: AsyncWrite + Unpin>(stream: &mut S, seq: u8, code: ErrorCode, message: &str) {
+    let _ = stream.write_all(&err(seq, code, message)).await;
+    let _ = stream.flush().await;
+    let _ = stream.shutdown().await;
+}
+
+/// Reads one handshake packet (at most 128 KiB) and checks its sequence id.
+async fn read_handshake_packet<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    seq: u8,
+) -> Result<mysql::LogicalPacket, String> {
+    let framer = PacketFramer::handshake();
+    let read = async {
+        loop {
+            if let Some(p) = framer.split_logical(buf).map_err(|e| e.to_string())? {
+                if p.first_seq != seq {
+                    return Err(format!(
+                        "packets out of order: sequence id {} where {seq} was expected",
+                        p.first_seq
+                    ));
+                }
+                return Ok(p);
+            }
+            if stream.read_buf(buf).await.map_err(|e| e.to_string())? == 0 {
+                return Err("the client closed the connection during the handshake".into());
+            }
+        }
+    };
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, read)
+        .await
+        .map_err(|_| "the client was silent for too long during the handshake".to_owned())?
+}
+
+/// A client on the MySQL port: greeting, SSLRequest, TLS, login.
+async fn plain(proxy: Arc<Proxy>, mut tcp: TcpStream, addr: SocketAddr) {
+    if tcp.write_all(&greeting(&proxy, true)).await.is_err() {
+        return;
+    }
+    let mut buf = BytesMut::with_capacity(512);
+    let first = match read_handshake_packet(&mut tcp, &mut buf, 1).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::debug!(%addr, error = %e, "bad MySQL handshake");
+            return refuse(
+                &mut tcp,
+                2,
+                error_code::ER_HANDSHAKE_ERROR,
+                &format!("Portcullis: bad handshake: {e}"),
+            )
+            .await;
+        }
+    };
+    let wants_tls = SslRequest::matches(&first.payload)
+        && SslRequest::decode(first.payload.clone())
+            .is_ok_and(|r| r.capabilities & CLIENT_SSL != 0);
+    if !wants_tls {
+        let msg = "Portcullis: TLS with a client certificate is required";
+        proxy.auth.emit(failure_event_for(
+            &proxy,
+            DbProtocol::Mysql,
+            None,
+            addr,
+            &uuid::Uuid::new_v4().to_string(),
+            msg,
+        ));
+        return refuse(
+            &mut tcp,
+            2,
+            error_code::ER_SECURE_TRANSPORT_REQUIRED,
+            "Portcullis: TLS with a client certificate is required; connect with the [client_NAME] group `pc db login NAME` writes to ~/.my.cnf (or `pc db connect NAME`)",
+        )
+        .await;
+    }
+    if !buf.is_empty() {
+        // Bytes sent before our TLS answer must not be carried into the TLS session.
+        return refuse(
+            &mut tcp,
+            2,
+            error_code::ER_HANDSHAKE_ERROR,
+            "Portcullis: bad handshake: data after the SSL request",
+        )
+        .await;
+    }
+    let tls = match tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        tokio_rustls::TlsAcceptor::from(Arc::clone(&proxy.tls.db)).accept(tcp),
+    )
+    .await
+    {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => {
+            let msg = format!("TLS handshake failed: {e}");
+            tracing::info!(%addr, error = %e, "MySQL client refused at TLS");
+            proxy.auth.emit(failure_event_for(
+                &proxy,
+                DbProtocol::Mysql,
+                None,
+                addr,
+                &uuid::Uuid::new_v4().to_string(),
+                &msg,
+            ));
+            return;
+        }
+        Err(_) => return,
+    };
+    login(proxy, tls, addr, 2).await;
+}
+
+/// A MySQL session on the main port (`pc proxy db`): TLS with ALPN [`MYSQL_ALPN`] is already
+/// up; the greeting offers no TLS.
+pub async fn over_alpn<S>(
+    proxy: Arc<Proxy>,
+    mut tls: tokio_rustls::server::TlsStream<S>,
+    addr: SocketAddr,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    if tls.write_all(&greeting(&proxy, false)).await.is_err() || tls.flush().await.is_err() {
+        return;
+    }
+    login(proxy, tls, addr, 1).await;
+}
+
+/// Inside TLS: reads the HandshakeResponse41 (sequence id `seq`), checks the certificate and
+/// hands the session to an agent.
+async fn login<S>(
+    proxy: Arc<Proxy>,
+    mut tls: tokio_rustls::server::TlsStream<S>,
+    addr: SocketAddr,
+    seq: u8,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let sid = uuid::Uuid::new_v4().to_string();
+    let reply = seq.wrapping_add(1);
+    let mut buf = BytesMut::with_capacity(1024);
+    let packet = match read_handshake_packet(&mut tls, &mut buf, seq).await {
+        Ok(p) => p,
+        Err(e) => {
+            return refuse(
+                &mut tls,
+                reply,
+                error_code::ER_HANDSHAKE_ERROR,
+                &format!("Portcullis: bad handshake: {e}"),
+            )
+            .await
+        }
+    };
+    let cert = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.as_ref().to_vec());
+    let fail = |identity: Option<&Identity>, msg: &str| {
+        proxy.auth.emit(failure_event_for(
+            &proxy,
+            DbProtocol::Mysql,
+            identity,
+            addr,
+            &sid,
+            msg,
+        ))
+    };
+    let Some(cert) = cert else {
+        fail(None, "a client certificate is required");
+        return refuse(
+            &mut tls,
+            reply,
+            error_code::ER_ACCESS_DENIED_ERROR,
+            "Portcullis: a client certificate is required; run `pc db login NAME` and connect with the [client_NAME] group it writes to ~/.my.cnf (or `pc db connect NAME`)",
+        )
+        .await;
+    };
+    let identity = portcullis_ca::decode_user_identity(&cert).ok();
+    if let Err(e) = proxy
+        .auth
+        .user_ca()
+        .verify(&cert, OffsetDateTime::now_utc())
+    {
+        let message = match &e {
+            CaError::Rejected(m) if m.contains("expired") => {
+                "Portcullis: your certificate has expired; log in again: `pc login`, then `pc db login NAME`".to_owned()
+            }
+            other => format!("Portcullis: certificate refused: {other}; run `pc db login NAME`"),
+        };
+        fail(identity.as_ref(), &message);
+        return refuse(
+            &mut tls,
+            reply,
+            error_code::ER_ACCESS_DENIED_ERROR,
+            &message,
+        )
+        .await;
+    }
+    let Some(identity) = identity else {
+        let msg = "Portcullis: the certificate carries no identity; run `pc db login NAME`";
+        fail(None, msg);
+        return refuse(&mut tls, reply, error_code::ER_ACCESS_DENIED_ERROR, msg).await;
+    };
+    let route = match &identity.route {
+        Some(r) if r.protocol == DbProtocol::Mysql => r.clone(),
+        Some(r) => {
+            let msg = format!(
+                "Portcullis: this certificate is for {} database {:?}, not MySQL; run `pc db login NAME` for the MySQL database",
+                r.protocol.display_name(),
+                r.service_name
+            );
+            fail(Some(&identity), &msg);
+            return refuse(&mut tls, reply, error_code::ER_ACCESS_DENIED_ERROR, &msg).await;
+        }
+        None => {
+            let msg = "Portcullis: this certificate is not routed to a database; run `pc db login NAME` and use the certificate it writes";
+            fail(Some(&identity), msg);
+            return refuse(&mut tls, reply, error_code::ER_ACCESS_DENIED_ERROR, msg).await;
+        }
+    };
+    let local = proxy
+        .local
+        .get()
+        .filter(|l| l.serves(&route.service_name))
+        .cloned();
+    if let Some(local) = local {
+        let mut replay = packet.raw.to_vec();
+        replay.extend_from_slice(&buf);
+        let stream = Box::new(crate::listener::Rewind::new(replay, tls));
+        local.session(stream, cert, addr.to_string(), sid).await;
+        return;
+    }
+    let agents = proxy.registry.agents_for(&route.service_name);
+    let header = StreamHeader::db(&cert, addr.to_string(), sid.clone());
+    for agent in agents {
+        let opened = tokio::time::timeout(AGENT_OPEN_TIMEOUT, async {
+            let mut stream = agent.tunnel.open().await.map_err(|e| e.to_string())?;
+            write_header(&mut stream, &header)
+                .await
+                .map_err(|e| e.to_string())?;
+            stream
+                .write_all(&packet.raw)
+                .await
+                .map_err(|e| e.to_string())?;
+            if !buf.is_empty() {
+                stream.write_all(&buf).await.map_err(|e| e.to_string())?;
+            }
+            stream.flush().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(stream)
+        })
+        .await;
+        match opened {
+            Ok(Ok(stream)) => {
+                tracing::debug!(%sid, user = %identity.username, db = %route.service_name, agent = %agent.host_id, "mysql session routed");
+                let lost = err(
+                    0,
+                    error_code::ER_NET_READ_ERROR,
+                    "Portcullis: the connection to the database agent was lost; reconnect",
+                );
+                relay(tls, stream, &sid, agent.tunnel.clone(), &lost).await;
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(%sid, agent = %agent.host_id, error = %e, "agent did not take the session; trying the next")
+            }
+            Err(_) => {
+                tracing::warn!(%sid, agent = %agent.host_id, "agent did not answer in time; trying the next")
+            }
+        }
+    }
+    let msg = format!(
+        "Portcullis: database {:?} is not available: no agent serving it is connected (check that its database agent is running; `pc db ls` lists what is online)",
+        route.service_name
+    );
+    fail(Some(&identity), &msg);
+    refuse(&mut tls, reply, error_code::ER_UNKNOWN_ERROR, &msg).await;
+}
