@@ -934,6 +934,19 @@ fn malformed_commands() {
         decode(&with(b"\x03\x00\x07\x00\x00\x00\x00")),
         Err(WireError::TrailingBytes { count: 1, .. })
     ));
+    // With query attributes, fewer values than the statement has placeholders.
+    assert!(matches!(
+        Command::decode(
+            Bytes::from_static(b"\x17\x03\0\0\0\0\x01\0\0\0\x00"),
+            CLIENT_PROTOCOL_41 | CLIENT_QUERY_ATTRIBUTES,
+            &stmts
+        ),
+        Err(WireError::InvalidValue {
+            field: "parameter count",
+            value: 0,
+            ..
+        })
+    ));
     // Query attributes with an absurd count: refused before anything is allocated.
     let qa = CLIENT_PROTOCOL_41 | CLIENT_QUERY_ATTRIBUTES;
     assert!(matches!(
@@ -1224,6 +1237,32 @@ fn param() -> impl Strategy<Value = ExecuteParam> {
     typed.prop_map(|(t, v)| ExecuteParam::new(t, v))
 }
 
+/// Decode, encode, decode, encode: the two encodings must match (what the fuzz target checks).
+fn fixed_point<T>(
+    payload: &Bytes,
+    decode: impl Fn(Bytes) -> Result<T, WireError>,
+    encode: impl Fn(&T, &mut BytesMut) -> Result<(), WireError>,
+) -> Result<(), TestCaseError> {
+    let Ok(first) = decode(payload.clone()) else {
+        return Ok(());
+    };
+    let mut a = BytesMut::new();
+    if encode(&first, &mut a).is_err() {
+        return Ok(());
+    }
+    let second = decode(a.clone().freeze());
+    prop_assert!(
+        second.is_ok(),
+        "encoding {:?} does not decode: {:?}",
+        a,
+        second.err()
+    );
+    let mut b = BytesMut::new();
+    prop_assert!(encode(&second.unwrap(), &mut b).is_ok());
+    prop_assert_eq!(a, b);
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2_000))]
 
@@ -1281,6 +1320,57 @@ proptest! {
         let _ = use_statements(&String::from_utf8_lossy(&b));
         let mut r = PayloadReader::new("fuzz", b);
         while r.lenenc_bytes_or_null("x").is_ok() && !r.is_empty() {}
+    }
+
+    #[test]
+    fn decoded_messages_re_encode_stably(bytes in payload(), caps in caps()) {
+        let p = Bytes::from(bytes);
+        fixed_point(&p, HandshakeV10::decode, |m, d| m.encode(d))?;
+        fixed_point(&p, SslRequest::decode, |m, d| m.encode(d))?;
+        fixed_point(&p, HandshakeResponse41::decode, |m, d| m.encode(d))?;
+        fixed_point(&p, AuthSwitchRequest::decode, |m, d| m.encode(d))?;
+        fixed_point(&p, |b| OkPacket::decode(b, caps), |m, d| m.encode(d, caps))?;
+        fixed_point(&p, ErrPacket::decode, |m, d| m.encode(d))?;
+        let stmts = statements();
+        fixed_point(&p, |b| Command::decode(b, caps, &stmts), |m, d| m.encode(d, caps))?;
+    }
+
+    #[test]
+    fn mutated_captures_never_panic_and_re_encode_stably(
+        which in 0usize..5,
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+        cut in any::<usize>(),
+        caps in caps(),
+    ) {
+        let capture = [
+            hex(MARIADB_GREETING),
+            hex(MARIADB_CLI_RESPONSE),
+            hex(MARIADB_CLI_SSL_REQUEST),
+            [&b"\0\0\0\0"[..], &hex(EXECUTE_TYPES_SENT)].concat(),
+            [&b"\0\0\0\0"[..], &hex(EXECUTE_TYPES_REUSED)].concat(),
+        ];
+        let mut bytes = capture[which][4..].to_vec();
+        for (at, value) in edits {
+            let n = bytes.len();
+            bytes[at % n] = value;
+        }
+        if cut % 3 == 0 {
+            bytes.truncate(cut % (bytes.len() + 1));
+        }
+        let p = Bytes::from(bytes);
+        fixed_point(&p, HandshakeV10::decode, |m, d| m.encode(d))?;
+        fixed_point(&p, SslRequest::decode, |m, d| m.encode(d))?;
+        fixed_point(&p, HandshakeResponse41::decode, |m, d| m.encode(d))?;
+        let mut stmts = statements();
+        stmts.on_prepare_ok(&StmtPrepareOk {
+            statement_id: 5,
+            num_columns: 1,
+            num_params: 12,
+            warnings: 0,
+            metadata_follows: None,
+        });
+        stmts.on_command(&Command::decode(Bytes::from(hex(EXECUTE_TYPES_SENT)), 0, &stmts).unwrap());
+        fixed_point(&p, |b| Command::decode(b, caps, &stmts), |m, d| m.encode(d, caps))?;
     }
 
     #[test]

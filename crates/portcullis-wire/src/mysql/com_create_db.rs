@@ -6,7 +6,8 @@ use super::command::{reader, COM_CREATE_DB};
 use super::MysqlString;
 use crate::WireError;
 
-/// COM_CREATE_DB: creates a database without any SQL statement; audited and policed like `CREATE DATABASE`.
+/// COM_CREATE_DB: creates a database without any SQL statement; audited and policed like `CREATE
+/// DATABASE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComCreateDb {
     /// The database name.

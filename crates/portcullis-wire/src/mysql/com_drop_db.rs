@@ -6,7 +6,8 @@ use super::command::{reader, COM_DROP_DB};
 use super::MysqlString;
 use crate::WireError;
 
-/// COM_DROP_DB: drops a database without any SQL statement; audited and policed like `DROP DATABASE`.
+/// COM_DROP_DB: drops a database without any SQL statement; audited and policed like `DROP
+/// DATABASE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComDropDb {
     /// The database name.

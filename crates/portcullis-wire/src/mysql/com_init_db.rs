@@ -6,7 +6,8 @@ use super::command::{reader, COM_INIT_DB};
 use super::MysqlString;
 use crate::WireError;
 
-/// COM_INIT_DB: the client's `USE` sent as a command (the CLI's `\u db`, connectors' `setCatalog`); the agent enforces the allowed databases on it as on `USE` statements.
+/// COM_INIT_DB: the client's `USE` sent as a command (the CLI's `\u db`, connectors' `setCatalog`);
+/// the agent enforces the allowed databases on it as on `USE` statements.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComInitDb {
     /// The database name, in the connection's character set (no quoting).

@@ -5,7 +5,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::command::{reader, COM_PROCESS_KILL};
 use crate::WireError;
 
-/// COM_PROCESS_KILL: ends another session; audited and policed like `KILL`, since it may target another user's connection.
+/// COM_PROCESS_KILL: ends another session; audited and policed like `KILL`, since it may target
+/// another user's connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ComProcessKill {
     /// The connection (thread) id to kill.

@@ -85,7 +85,17 @@ impl ComStmtExecute {
         };
         if count > 0 || (attrs && flags & Self::PARAMETER_COUNT_AVAILABLE != 0) {
             if attrs {
-                count = r.lenenc_int("parameter count")?;
+                // The sent count covers the statement's parameters plus any query
+                // attributes; fewer values than placeholders is refused (as the server does).
+                let sent = r.lenenc_int("parameter count")?;
+                if sent < count {
+                    return Err(WireError::InvalidValue {
+                        message: "COM_STMT_EXECUTE",
+                        field: "parameter count",
+                        value: i64::try_from(sent).unwrap_or(i64::MAX),
+                    });
+                }
+                count = sent;
             }
             if count > 0 {
                 let (bound, params) =

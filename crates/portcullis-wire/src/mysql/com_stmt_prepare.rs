@@ -6,7 +6,8 @@ use super::command::{reader, COM_STMT_PREPARE};
 use super::MysqlString;
 use crate::WireError;
 
-/// COM_STMT_PREPARE: the SQL of a prepared statement; audited once here, its executions refer to it by id.
+/// COM_STMT_PREPARE: the SQL of a prepared statement; audited once here, its executions refer to it
+/// by id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComStmtPrepare {
     /// The SQL text with `?` markers, in the connection's character set.

@@ -5,7 +5,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::command::{reader, COM_STMT_RESET};
 use crate::WireError;
 
-/// COM_STMT_RESET: long data sent for the statement is discarded, so the next execute carries all its values again.
+/// COM_STMT_RESET: long data sent for the statement is discarded, so the next execute carries all
+/// its values again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ComStmtReset {
     /// The statement to reset.
