@@ -14,6 +14,7 @@ command -v mariadb >/dev/null || need_pkgs+=(mariadb-client)
 command -v redis-server >/dev/null || need_pkgs+=(redis-server)
 command -v redis-cli >/dev/null || need_pkgs+=(redis-tools)
 command -v setpriv >/dev/null || need_pkgs+=(util-linux)
+command -v sysbench >/dev/null || need_pkgs+=(sysbench)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "==> installing ${need_pkgs[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use portcullis_testkit::{PostgresServer, RedisServer, ServerTls};
+use portcullis_testkit::{MariaDbServer, PostgresServer, RedisServer, ServerTls};
 
 use super::{assert_success, bin, Cluster};
 
@@ -31,6 +31,9 @@ pub struct PgStack {
     pub redis: Option<RedisServer>,
     /// Files that live as long as the stack (the single-node Redis password files).
     pub scratch: Option<tempfile::TempDir>,
+    /// A MariaDB the same agent serves as `my1` (accounts `app` and `ro` with
+    /// `REQUIRE SUBJECT`, databases `shop` and `other`), when asked for.
+    pub mariadb: Option<MariaDbServer>,
     pub agent: Option<Child>,
     pub agent_dir: PathBuf,
     pub proxy_addr: String,
@@ -79,6 +82,7 @@ impl PgStack {
         let pg = start_postgres(&cluster, None);
         let mut stack = Self {
             scratch: None,
+            mariadb: None,
             redis: None,
             agent: None,
             agent_dir: cluster.dir().join("agent"),
@@ -108,6 +112,7 @@ impl PgStack {
         let pg = start_postgres(&cluster, Some(pg_port));
         let stack = Self {
             scratch: None,
+            mariadb: None,
             redis: None,
             agent: None,
             agent_dir: cluster.dir().join("agent"),
@@ -135,6 +140,7 @@ impl PgStack {
         let redis = start_redis(&cluster, &agent_dir, None);
         let mut stack = Self {
             scratch: None,
+            mariadb: None,
             redis: Some(redis),
             agent: None,
             agent_dir,
@@ -169,6 +175,7 @@ impl PgStack {
         let redis = start_redis(&cluster, &dir, Some(redis_port));
         let stack = Self {
             scratch: Some(scratch),
+            mariadb: None,
             redis: Some(redis),
             agent: None,
             agent_dir: cluster.dir().join("agent"),
@@ -179,6 +186,74 @@ impl PgStack {
         };
         fs::create_dir_all(&stack.home).unwrap();
         stack
+    }
+
+    /// Like [`PgStack::start`], and the agent also serves a real MariaDB as `my1`.
+    pub fn start_with_mariadb(extra_config: &str) -> Self {
+        let port = portcullis_testkit::free_port().expect("a free port for the proxy");
+        let cluster = Cluster::start_with(&format!(
+            "proxy_service: {{ enabled: true, listen_addr: '127.0.0.1:{port}' }}\n{extra_config}"
+        ));
+        let proxy_addr = wait_for_file(
+            &cluster.data_dir().join("admin/proxy_addr"),
+            Duration::from_secs(10),
+        );
+        let pg = start_postgres(&cluster, None);
+        let mariadb = start_mariadb(&cluster, None);
+        let mut stack = Self {
+            scratch: None,
+            mariadb: Some(mariadb),
+            redis: None,
+            agent: None,
+            agent_dir: cluster.dir().join("agent"),
+            home: cluster.dir().join("home"),
+            proxy_addr,
+            cluster,
+            pg,
+        };
+        fs::create_dir_all(&stack.home).unwrap();
+        stack.start_agent();
+        stack
+    }
+
+    /// Like [`PgStack::start_single_node`], and the daemon's agent also serves a real
+    /// MariaDB as `my1`.
+    pub fn start_single_node_with_mariadb() -> Self {
+        let port = portcullis_testkit::free_port().expect("a free port for the proxy");
+        let pg_port = portcullis_testkit::free_port().expect("a free port for PostgreSQL");
+        let my_port = portcullis_testkit::free_port().expect("a free port for MariaDB");
+        let cluster = Cluster::start_with(&format!(
+            "proxy_service: {{ enabled: true, listen_addr: '127.0.0.1:{port}' }}\n\
+             db_service:\n  enabled: true\n  databases:\n    - name: pg1\n      protocol: postgres\n      uri: '127.0.0.1:{pg_port}'\n      static_labels: {{ env: dev }}\n{}",
+            mariadb_database_yaml(my_port)
+        ));
+        let proxy_addr = wait_for_file(
+            &cluster.data_dir().join("admin/proxy_addr"),
+            Duration::from_secs(10),
+        );
+        let pg = start_postgres(&cluster, Some(pg_port));
+        let mariadb = start_mariadb(&cluster, Some(my_port));
+        let stack = Self {
+            scratch: None,
+            mariadb: Some(mariadb),
+            redis: None,
+            agent: None,
+            agent_dir: cluster.dir().join("agent"),
+            home: cluster.dir().join("home"),
+            proxy_addr,
+            cluster,
+            pg,
+        };
+        fs::create_dir_all(&stack.home).unwrap();
+        stack
+    }
+
+    /// The proxy's MySQL port.
+    pub fn mysql_addr(&self) -> String {
+        wait_for_file(
+            &self.cluster.data_dir().join("admin/mysql_addr"),
+            Duration::from_secs(10),
+        )
     }
 
     /// Starts (or restarts) the agent process; it joins on first start.
@@ -205,7 +280,12 @@ impl PgStack {
                         .redis
                         .as_ref()
                         .map(|r| redis_database_yaml(&self.agent_dir, r.port()))
-                        .unwrap_or_default(),
+                        .unwrap_or_default()
+                        + &self
+                            .mariadb
+                            .as_ref()
+                            .map(|m| mariadb_database_yaml(m.port()))
+                            .unwrap_or_default(),
                     data = self.agent_dir.join("data").display(),
                     proxy = self.proxy_addr,
                     token = token["token"].as_str().unwrap(),
@@ -656,6 +736,48 @@ fn start_redis(cluster: &Cluster, dir: &Path, port: Option<u16>) -> RedisServer 
         )
         .unwrap();
     redis
+}
+
+/// The `my1` entry of an agent's `databases:` list.
+fn mariadb_database_yaml(port: u16) -> String {
+    format!(
+        "    - name: my1\n      protocol: mysql\n      uri: '127.0.0.1:{port}'\n      description: Test MariaDB\n      static_labels: {{ env: dev }}\n"
+    )
+}
+
+/// A real MariaDB with TLS from the cluster's db CA, accounts `app` (all of `shop` and
+/// `other`) and `ro` (SELECT on `shop`) that log in with certificates `CN=app` / `CN=ro`.
+fn start_mariadb(cluster: &Cluster, port: Option<u16>) -> MariaDbServer {
+    let certs = cluster.dir().join("dbcerts");
+    if !certs.join("server.crt").exists() {
+        fs::create_dir_all(&certs).unwrap();
+        cluster.pcctl_ok(&[
+            "auth",
+            "sign",
+            "--format=db",
+            "--host=127.0.0.1,localhost",
+            "--out",
+            certs.join("server").to_str().unwrap(),
+        ]);
+    }
+    let tls = ServerTls {
+        ca_cert_pem: fs::read_to_string(certs.join("server.cas")).unwrap(),
+        server_cert_pem: fs::read_to_string(certs.join("server.crt")).unwrap(),
+        server_key_pem: fs::read_to_string(certs.join("server.key")).unwrap(),
+    };
+    let mut builder = MariaDbServer::builder(tls);
+    if let Some(port) = port {
+        builder = builder.port(port);
+    }
+    let m = builder.start().expect("starting MariaDB");
+    m.create_user_require_subject("app", "/CN=app").unwrap();
+    m.create_user_require_subject("ro", "/CN=ro").unwrap();
+    m.create_database("shop", Some("app")).unwrap();
+    m.create_database("other", Some("app")).unwrap();
+    m.admin_sql("GRANT SELECT ON shop.* TO 'ro'@'%'").unwrap();
+    m.admin_sql("CREATE TABLE shop.items (id INT PRIMARY KEY, name VARCHAR(100), price DECIMAL(10,2), added DATETIME, data LONGBLOB)").unwrap();
+    m.admin_sql("INSERT INTO shop.items VALUES (1, 'apple', 1.50, '2026-01-02 03:04:05', NULL), (2, 'pear', 2.25, NULL, NULL)").unwrap();
+    m
 }
 
 /// Runs a command with `input` on stdin, bounded in time.

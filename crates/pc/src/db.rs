@@ -162,7 +162,69 @@ async fn db_login_inner(s: &Session, t: &DbTarget) -> anyhow::Result<DbCert> {
         let file = pg_service::default_path()?;
         pg_service::upsert_file(&file, &service_section(s, &t.name, &cert))?;
     }
+    if resp.protocol == "mysql" {
+        let port = mysql_port(s).await?;
+        pg_service::upsert_file(&my_cnf_path()?, &mysql_group(s, &t.name, &cert, port))?;
+    }
     Ok(cert)
+}
+
+/// `~/.my.cnf`, where `pc` keeps a `[client_NAME]` group per MySQL database.
+fn my_cnf_path() -> anyhow::Result<PathBuf> {
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| anyhow!("HOME is not set; pc writes MySQL settings to ~/.my.cnf"))?;
+    Ok(PathBuf::from(home).join(".my.cnf"))
+}
+
+/// The proxy's MySQL port: from the login's ping, else asked now.
+async fn mysql_port(s: &Session) -> anyhow::Result<u16> {
+    if let Some(p) = s.profile.mysql_port {
+        return Ok(p);
+    }
+    let ping: portcullis_api::PingResponse =
+        s.api()?.get("/v1/ping").await.map_err(|e| s.api_error(e))?;
+    let port = ping.mysql_port.ok_or_else(|| {
+        anyhow!("the proxy does not say where its MySQL port is; ask your administrator (proxy_service.mysql_listen_addr)")
+    })?;
+    let mut profile = s.profile.clone();
+    profile.mysql_port = Some(port);
+    s.home.save_profile(&profile)?;
+    Ok(port)
+}
+
+/// The proxy's MySQL port as recorded at login (for commands that do not go online).
+fn known_mysql_port(s: &Session, name: &str) -> anyhow::Result<u16> {
+    s.profile.mysql_port.ok_or_else(|| {
+        anyhow!("pc does not know the proxy's MySQL port yet; run pc db login {name} again")
+    })
+}
+
+/// The `[client_NAME]` group of `~/.my.cnf`: read by `mariadb`/`mysql` with
+/// `--defaults-group-suffix=_NAME` (or `MYSQL_GROUP_SUFFIX=_NAME`). An option one client does
+/// not know carries the `loose-` prefix, so both clients accept the group.
+fn mysql_group(s: &Session, name: &str, c: &DbCert, port: u16) -> Section {
+    let k = conn(s, c);
+    let mut params = vec![
+        ("host".to_owned(), k.host),
+        ("port".to_owned(), port.to_string()),
+        ("user".to_owned(), k.user),
+    ];
+    if let Some(d) = k.database {
+        params.push(("database".to_owned(), d));
+    }
+    params.extend([
+        ("ssl-ca".to_owned(), k.ca.display().to_string()),
+        ("ssl-cert".to_owned(), k.cert.display().to_string()),
+        ("ssl-key".to_owned(), k.key.display().to_string()),
+        // MariaDB's spelling (MySQL 8 verifies with ssl-ca given; `loose-` keeps it quiet
+        // about an option it does not know).
+        ("loose-ssl-verify-server-cert".to_owned(), "1".to_owned()),
+    ]);
+    Section {
+        name: format!("client_{name}"),
+        params,
+    }
 }
 
 /// Reuses a stored certificate that matches and is not about to expire; else logs in.
@@ -245,6 +307,12 @@ pub async fn login(t: &DbTarget) -> anyhow::Result<()> {
             t.name,
             t.name
         );
+    } else if c.route.protocol.as_str() == "mysql" {
+        outln!(
+            "Connect with:  mariadb --defaults-group-suffix=_{}   (or mysql …, or pc db connect {})",
+            t.name,
+            t.name
+        );
     } else if c.route.protocol.as_str() == "redis" {
         outln!(
             "Connect with:  pc db connect {}   (pc db config {} prints the redis-cli flags)",
@@ -277,6 +345,15 @@ pub fn logout(name: Option<&str>) -> anyhow::Result<()> {
     }
     let file = pg_service::default_path()?;
     pg_service::remove_file_sections(&file, |n| names.iter().any(|x| x == n))?;
+    if let Ok(cnf) = my_cnf_path() {
+        if cnf.exists() {
+            pg_service::remove_file_sections(&cnf, |n| {
+                names
+                    .iter()
+                    .any(|x| n.strip_prefix("client_") == Some(x.as_str()))
+            })?;
+        }
+    }
     let mut removed = Vec::new();
     for n in &names {
         let path = s.home.db_cert_path(&s.profile.proxy, &s.profile.user, n);
@@ -299,6 +376,14 @@ pub fn env(name: &str) -> anyhow::Result<()> {
     let c = require_db_cert(&s, name)?;
     if c.route.protocol.as_str() == "redis" {
         bail!("redis-cli takes its certificate from flags, not the environment; pc db config {name} prints them (or run pc db connect {name})");
+    }
+    if c.route.protocol.as_str() == "mysql" {
+        // mariadb and mysql read the [client_NAME] group of ~/.my.cnf with this suffix.
+        outln!(
+            "export MYSQL_GROUP_SUFFIX={}",
+            shell_quote(&format!("_{name}"))
+        );
+        return Ok(());
     }
     let k = conn(&s, &c);
     outln!("export PGSERVICE={}", shell_quote(name));
@@ -361,6 +446,10 @@ pub fn config(name: &str, format: Format) -> anyhow::Result<()> {
     let k = conn(&s, &c);
     if c.route.protocol.as_str() == "redis" {
         return redis_config(name, &c, k, format);
+    }
+    if c.route.protocol.as_str() == "mysql" {
+        let port = known_mysql_port(&s, name)?;
+        return mysql_config(name, &c, k, port, format);
     }
     let mut parts = vec![
         format!("host={}", libpq_quote(&k.host)),
@@ -469,6 +558,68 @@ fn redis_config(name: &str, c: &DbCert, k: Conn, format: Format) -> anyhow::Resu
     Ok(())
 }
 
+/// `pc db config NAME` for a MySQL database: the `~/.my.cnf` group, and the same as flags.
+fn mysql_config(name: &str, c: &DbCert, k: Conn, port: u16, format: Format) -> anyhow::Result<()> {
+    let mut flags = vec![
+        format!("--host={}", k.host),
+        format!("--port={port}"),
+        format!("--user={}", k.user),
+    ];
+    if let Some(d) = &k.database {
+        flags.push(format!("--database={d}"));
+    }
+    flags.extend([
+        format!("--ssl-ca={}", k.ca.display()),
+        format!("--ssl-cert={}", k.cert.display()),
+        format!("--ssl-key={}", k.key.display()),
+        "--ssl-verify-server-cert".to_owned(),
+    ]);
+    let command = std::iter::once("mariadb".to_owned())
+        .chain(flags.iter().map(|f| shell_quote(f)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let view = ConfigView {
+        name: name.to_owned(),
+        connection_string: format!(
+            "jdbc:mariadb://{}:{port}/{}?sslMode=verify-full&serverSslCert={}",
+            k.host,
+            k.database.as_deref().unwrap_or(""),
+            k.ca.display()
+        ),
+        host: k.host,
+        port: port.to_string(),
+        user: k.user,
+        database: k.database,
+        ca: k.ca.display().to_string(),
+        cert: k.cert.display().to_string(),
+        key: k.key.display().to_string(),
+        expires: c.expires,
+        command,
+    };
+    if format == Format::Json {
+        outln!("{}", serde_json::to_string_pretty(&view)?);
+        return Ok(());
+    }
+    outln!("Name:      {}", view.name);
+    outln!("Host:      {}", view.host);
+    outln!("Port:      {} (the proxy's MySQL port)", view.port);
+    outln!("User:      {}", view.user);
+    outln!("Database:  {}", view.database.as_deref().unwrap_or("-"));
+    outln!("CA:        {}", view.ca);
+    outln!("Cert:      {}", view.cert);
+    outln!("Key:       {}", view.key);
+    outln!(
+        "Expires:   {} ({})",
+        output::time(view.expires),
+        validity(view.expires, OffsetDateTime::now_utc())
+    );
+    outln!();
+    outln!("Connect with:");
+    outln!("  mariadb --defaults-group-suffix=_{name}     (the [client_{name}] group in ~/.my.cnf; mysql works too)");
+    outln!("  {}", view.command);
+    Ok(())
+}
+
 fn require_postgres(name: &str, c: &DbCert, what: &str) -> anyhow::Result<()> {
     if c.route.protocol.as_str() != "postgres" {
         bail!(
@@ -484,6 +635,18 @@ pub async fn connect(t: &DbTarget) -> anyhow::Result<()> {
     use std::os::unix::process::CommandExt;
     let s = Session::load()?;
     let c = ensure_db_cert(&s, t).await?;
+    if c.route.protocol.as_str() == "mysql" {
+        let port = mysql_port(&s).await?;
+        pg_service::upsert_file(&my_cnf_path()?, &mysql_group(&s, &t.name, &c, port))?;
+        let suffix = format!("--defaults-group-suffix=_{}", t.name);
+        for client in ["mariadb", "mysql"] {
+            let err = std::process::Command::new(client).arg(&suffix).exec();
+            if err.kind() != std::io::ErrorKind::NotFound {
+                bail!("running {client}: {err}");
+            }
+        }
+        bail!("neither mariadb nor mysql is installed or on PATH; install one (Debian/Ubuntu: apt-get install mariadb-client), or use pc db config {} for another client", t.name);
+    }
     if c.route.protocol.as_str() == "redis" {
         let args = redis_cli_args(&conn(&s, &c));
         let err = std::process::Command::new("redis-cli").args(&args).exec();
@@ -510,6 +673,9 @@ pub async fn connect(t: &DbTarget) -> anyhow::Result<()> {
 pub async fn proxy(t: &DbTarget, port: u16) -> anyhow::Result<()> {
     let s = Session::load()?;
     let c = ensure_db_cert(&s, t).await?;
+    if c.route.protocol.as_str() == "mysql" {
+        return proxy_mysql(&s, t, &c, port).await;
+    }
     require_postgres(&t.name, &c, "pc proxy db")?;
     let upstream =
         local_proxy::Upstream::new(&s.profile.proxy, &s.creds.identity_with(c.der.clone()))?;
@@ -523,6 +689,37 @@ pub async fn proxy(t: &DbTarget, port: u16) -> anyhow::Result<()> {
         t.name,
         libpq_quote(&c.route.db_user),
         libpq_quote(dbname)
+    );
+    outln!(
+        "The tunnel uses your certificate until {} ({}); press Ctrl-C to stop.",
+        output::time(c.expires),
+        validity(c.expires, OffsetDateTime::now_utc())
+    );
+    let serve = local_proxy::serve(listener, Arc::new(upstream), |e| {
+        eprintln!("pc proxy: {e}");
+    });
+    tokio::select! {
+        r = serve => r.map_err(|e| anyhow!("the tunnel stopped: {e}")),
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
+
+/// `pc proxy db NAME` for MySQL: a plaintext local port; each connection goes to the proxy's
+/// main port over TLS with the MySQL ALPN, where the proxy plays the server.
+async fn proxy_mysql(s: &Session, t: &DbTarget, c: &DbCert, port: u16) -> anyhow::Result<()> {
+    let upstream = local_proxy::Upstream::direct(
+        &s.profile.proxy,
+        &s.creds.identity_with(c.der.clone()),
+        b"portcullis-mysql",
+    )?;
+    let listener = local_proxy::bind(port).await.map_err(|e| {
+        anyhow!("cannot listen on 127.0.0.1:{port}: {e}; pick another --port (0 picks a free one)")
+    })?;
+    let local = listener.local_addr()?.port();
+    outln!(
+        "Started authenticated tunnel for {} on 127.0.0.1:{local}; connect with: mariadb --host=127.0.0.1 --port={local} --user={} --skip-ssl",
+        t.name,
+        c.route.db_user
     );
     outln!(
         "The tunnel uses your certificate until {} ({}); press Ctrl-C to stop.",

@@ -196,6 +196,7 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
             proxy: proxy.clone(),
             user: user.clone(),
             cluster: String::new(),
+            mysql_port: None,
         },
     )?;
     home.write(&home.key_path(&proxy, &user), key.to_pem().as_bytes())?;
@@ -208,6 +209,7 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
         proxy: proxy.clone(),
         user: user.clone(),
         cluster: trusted.ping.cluster_name.clone(),
+        mysql_port: trusted.ping.mysql_port,
     })?;
 
     let now = OffsetDateTime::now_utc();

@@ -283,11 +283,14 @@ pub fn error_response(message: &str) -> Vec<u8> {
     out
 }
 
-/// Where and how to reach the proxy for PostgreSQL.
+/// Where and how to reach the proxy: PostgreSQL's SSLRequest then TLS, or (for MySQL) TLS from
+/// the first byte with an ALPN naming the protocol.
 pub struct Upstream {
     addr: String,
     server_name: ServerName<'static>,
     tls: TlsConnector,
+    /// `Some`: direct TLS with this ALPN; `None`: PostgreSQL's SSLRequest first.
+    alpn: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -302,6 +305,20 @@ impl Upstream {
     /// The proxy at `addr` (`host:port`), authenticated as `identity` (the database
     /// certificate, its key, and the host CA to verify the proxy with).
     pub fn new(addr: &str, identity: &IdentityFile) -> Result<Self, TunnelError> {
+        Self::build(addr, identity, None)
+    }
+
+    /// The proxy at `addr`, reached with TLS from the first byte and ALPN `alpn` (MySQL:
+    /// `portcullis-mysql`; the proxy then plays the MySQL server itself).
+    pub fn direct(addr: &str, identity: &IdentityFile, alpn: &[u8]) -> Result<Self, TunnelError> {
+        Self::build(addr, identity, Some(alpn.to_vec()))
+    }
+
+    fn build(
+        addr: &str,
+        identity: &IdentityFile,
+        alpn: Option<Vec<u8>>,
+    ) -> Result<Self, TunnelError> {
         let mut roots = RootCertStore::empty();
         for der in &identity.ca_ders {
             roots.add(CertificateDer::from(der.clone())).map_err(|e| {
@@ -311,7 +328,7 @@ impl Upstream {
             })?;
         }
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(identity.key_pkcs8.to_vec()));
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -323,6 +340,9 @@ impl Upstream {
                 "the database certificate or key is unusable: {e}; run pc db login again"
             ))
         })?;
+        if let Some(a) = &alpn {
+            config.alpn_protocols = vec![a.clone()];
+        }
         let host = match addr.rsplit_once(':') {
             Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']'),
             None => addr,
@@ -333,6 +353,7 @@ impl Upstream {
             addr: addr.to_owned(),
             server_name,
             tls: TlsConnector::from(Arc::new(config)),
+            alpn,
         })
     }
 
@@ -347,6 +368,16 @@ impl Upstream {
                         detail: e.to_string(),
                     })?;
             let _ = tcp.set_nodelay(true);
+            if self.alpn.is_some() {
+                return self
+                    .tls
+                    .connect(self.server_name.clone(), tcp)
+                    .await
+                    .map_err(|e| TunnelError::Tls {
+                        addr: self.addr.clone(),
+                        detail: tls_hint(&e),
+                    });
+            }
             let mut ssl_request = 8u32.to_be_bytes().to_vec();
             ssl_request.extend_from_slice(&SSL_REQUEST.to_be_bytes());
             tcp.write_all(&ssl_request).await?;
@@ -430,6 +461,20 @@ pub async fn handle_client<C: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// Relays one local MySQL client: connects to the proxy (direct TLS with the MySQL ALPN) and
+/// relays bytes both ways; the proxy greets the client.
+pub async fn handle_raw_client<C: AsyncRead + AsyncWrite + Unpin>(
+    mut client: C,
+    upstream: &Upstream,
+) -> Result<(), TunnelError> {
+    let mut server = upstream.connect().await?;
+    match tokio::io::copy_bidirectional(&mut client, &mut server).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Binds `127.0.0.1:port` (0 picks a free port; read it from the listener).
 pub async fn bind(port: u16) -> io::Result<TcpListener> {
     TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await
@@ -463,7 +508,12 @@ where
         let upstream = Arc::clone(&upstream);
         let report = Arc::clone(&report);
         tokio::spawn(async move {
-            if let Err(e) = handle_client(stream, &upstream).await {
+            let done = if upstream.alpn.is_some() {
+                handle_raw_client(stream, &upstream).await
+            } else {
+                handle_client(stream, &upstream).await
+            };
+            if let Err(e) = done {
                 report(format!("{peer}: {e}"));
             }
             drop(permit);

@@ -72,6 +72,9 @@ pub struct Profile {
     pub user: String,
     /// The cluster's name, from the proxy's ping.
     pub cluster: String,
+    /// The proxy's MySQL port, from its ping (MySQL clients connect there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mysql_port: Option<u16>,
 }
 
 /// A proxy address as a file name: `host:port` becomes `host_port`. libpq reads a `sslkey`
@@ -421,6 +424,7 @@ mod tests {
             proxy: "proxy.example.com:3080".into(),
             user: "alice".into(),
             cluster: "example".into(),
+            mysql_port: Some(3036),
         };
         home.save_profile(&p).unwrap();
         assert_eq!(home.load_profile().unwrap(), Some(p.clone()));

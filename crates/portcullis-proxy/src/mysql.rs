@@ -23,7 +23,8 @@ use portcullis_core::database::DbProtocol;
 use portcullis_core::identity::Identity;
 use portcullis_tunnel::{write_header, StreamHeader};
 use portcullis_wire::mysql::{
-    self, capability::*, error_code, ErrPacket, ErrorCode, HandshakeV10, PacketFramer, SslRequest,
+    self, capability::*, error_code, AuthMoreData, AuthSwitchRequest, ErrPacket, ErrorCode,
+    HandshakeResponse41, HandshakeV10, PacketFramer, SslRequest,
 };
 use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -170,6 +171,61 @@ async fn read_handshake_packet<S: AsyncRead + Unpin>(
         .map_err(|_| "the client was silent for too long during the handshake".to_owned())?
 }
 
+/// Finishes the client's side of authentication so it waits for the final OK or ERR: the
+/// password is ignored, but each client plugin expects its own exchange. `caching_sha2_password`
+/// (MySQL 8+ drivers) is told "fast auth success"; a client that named another plugin and sent
+/// nothing yet (MariaDB's `client_ed25519`) is asked to run it with a fresh nonce, and its
+/// answer is read and dropped. Returns the login packet re-framed with the sequence id of the
+/// client's last packet (the agent answers with the next one) and that next id.
+async fn client_auth<S: AsyncRead + AsyncWrite + Unpin>(
+    tls: &mut S,
+    buf: &mut BytesMut,
+    packet: mysql::LogicalPacket,
+) -> Result<(BytesMut, u8), (String, u8)> {
+    let next = packet.last_seq.wrapping_add(1);
+    let login =
+        HandshakeResponse41::decode(packet.payload.clone()).map_err(|e| (e.to_string(), next))?;
+    let plugin = login
+        .auth_plugin_name
+        .as_ref()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "mysql_native_password".to_owned());
+    let io = |e: std::io::Error| (e.to_string(), next);
+    let mut last = packet.last_seq;
+    if plugin == "caching_sha2_password" && !login.auth_response.is_empty() {
+        let mut payload = BytesMut::new();
+        AuthMoreData::fast_auth_success().encode(&mut payload);
+        let mut out = BytesMut::new();
+        mysql::write_packets(&mut out, next, &payload);
+        tls.write_all(&out).await.map_err(io)?;
+        tls.flush().await.map_err(io)?;
+        last = next;
+    } else if plugin != "mysql_native_password" && login.auth_response.is_empty() {
+        let switch = if plugin == "client_ed25519" {
+            let mut nonce = scramble().to_vec();
+            nonce.extend_from_slice(&scramble()[..12]);
+            AuthSwitchRequest::new("client_ed25519", bytes::Bytes::from(nonce))
+        } else {
+            AuthSwitchRequest::with_scramble("mysql_native_password", &scramble())
+        };
+        let mut payload = BytesMut::new();
+        switch
+            .encode(&mut payload)
+            .map_err(|e| (e.to_string(), next))?;
+        let mut out = BytesMut::new();
+        mysql::write_packets(&mut out, next, &payload);
+        tls.write_all(&out).await.map_err(io)?;
+        tls.flush().await.map_err(io)?;
+        let answer = read_handshake_packet(tls, buf, next.wrapping_add(1))
+            .await
+            .map_err(|e| (e, next.wrapping_add(2)))?;
+        last = answer.last_seq;
+    }
+    let mut out = BytesMut::new();
+    mysql::write_packets(&mut out, last, &packet.payload);
+    Ok((out, last.wrapping_add(1)))
+}
+
 /// A client on the MySQL port: greeting, SSLRequest, TLS, login.
 async fn plain(proxy: Arc<Proxy>, mut tcp: TcpStream, addr: SocketAddr) {
     if tcp.write_all(&greeting(&proxy, true)).await.is_err() {
@@ -210,19 +266,12 @@ async fn plain(proxy: Arc<Proxy>, mut tcp: TcpStream, addr: SocketAddr) {
         )
         .await;
     }
-    if !buf.is_empty() {
-        // Bytes sent before our TLS answer must not be carried into the TLS session.
-        return refuse(
-            &mut tcp,
-            2,
-            error_code::ER_HANDSHAKE_ERROR,
-            "Portcullis: bad handshake: data after the SSL request",
-        )
-        .await;
-    }
     let tls = match tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
-        tokio_rustls::TlsAcceptor::from(Arc::clone(&proxy.tls.db)).accept(tcp),
+        // MySQL has no answer to the SSLRequest: the client's TLS ClientHello may already
+        // have arrived behind it.
+        tokio_rustls::TlsAcceptor::from(Arc::clone(&proxy.tls.db))
+            .accept(crate::listener::Rewind::new(buf.to_vec(), tcp)),
     )
     .await
     {
@@ -271,14 +320,24 @@ async fn login<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let sid = uuid::Uuid::new_v4().to_string();
-    let reply = seq.wrapping_add(1);
     let mut buf = BytesMut::with_capacity(1024);
-    let packet = match read_handshake_packet(&mut tls, &mut buf, seq).await {
-        Ok(p) => p,
+    let (packet, reply) = match read_handshake_packet(&mut tls, &mut buf, seq).await {
+        Ok(p) => match client_auth(&mut tls, &mut buf, p).await {
+            Ok(x) => x,
+            Err((e, seq)) => {
+                return refuse(
+                    &mut tls,
+                    seq,
+                    error_code::ER_HANDSHAKE_ERROR,
+                    &format!("Portcullis: bad handshake: {e}"),
+                )
+                .await
+            }
+        },
         Err(e) => {
             return refuse(
                 &mut tls,
-                reply,
+                seq.wrapping_add(1),
                 error_code::ER_HANDSHAKE_ERROR,
                 &format!("Portcullis: bad handshake: {e}"),
             )
@@ -360,7 +419,7 @@ async fn login<S>(
         .filter(|l| l.serves(&route.service_name))
         .cloned();
     if let Some(local) = local {
-        let mut replay = packet.raw.to_vec();
+        let mut replay = packet.to_vec();
         replay.extend_from_slice(&buf);
         let stream = Box::new(crate::listener::Rewind::new(replay, tls));
         local.session(stream, cert, addr.to_string(), sid).await;
@@ -374,10 +433,7 @@ async fn login<S>(
             write_header(&mut stream, &header)
                 .await
                 .map_err(|e| e.to_string())?;
-            stream
-                .write_all(&packet.raw)
-                .await
-                .map_err(|e| e.to_string())?;
+            stream.write_all(&packet).await.map_err(|e| e.to_string())?;
             if !buf.is_empty() {
                 stream.write_all(&buf).await.map_err(|e| e.to_string())?;
             }
