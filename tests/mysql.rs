@@ -15,8 +15,8 @@ mod common;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use common::assert_success;
 use common::pg::PgStack;
-use common::{assert_failure, assert_success};
 use serde_json::Value;
 
 /// The mariadb CLI with the `[client_NAME]` group `pc db login` wrote.
@@ -127,4 +127,196 @@ fn mariadb_cli_through_the_proxy_with_every_auth_plugin() {
         e["event"] == "db.session.end" && e["sid"] == start["sid"]
     });
     let _ = queries(&stack);
+}
+
+/// Where `pc db config NAME --format=json` says the proxy's MySQL port and the files are.
+struct MyConn {
+    host: String,
+    port: u16,
+    ca: std::path::PathBuf,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+}
+
+fn my_conn(stack: &PgStack, name: &str) -> MyConn {
+    let out = assert_success(
+        "pc db config",
+        &stack.pc(&["db", "config", name, "--format=json"], None),
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    MyConn {
+        host: v["host"].as_str().unwrap().to_owned(),
+        port: v["port"].as_str().unwrap().parse().unwrap(),
+        ca: v["ca"].as_str().unwrap().into(),
+        cert: v["cert"].as_str().unwrap().into(),
+        key: v["key"].as_str().unwrap().into(),
+    }
+}
+
+/// mysql_async options for the proxy, with the user's certificate.
+fn async_opts(c: &MyConn, user: &str, db: Option<&str>) -> mysql_async::Opts {
+    use mysql_async::{ClientIdentity, OptsBuilder, SslOpts};
+    let ssl = SslOpts::default()
+        .with_root_certs(vec![c.ca.clone().into()])
+        .with_client_identity(Some(ClientIdentity::new(
+            c.cert.clone().into(),
+            c.key.clone().into(),
+        )));
+    OptsBuilder::default()
+        .ip_or_hostname(c.host.clone())
+        .tcp_port(c.port)
+        .user(Some(user))
+        .pass(Some("ignored-by-the-proxy"))
+        .db_name(db)
+        .prefer_socket(false)
+        .ssl_opts(Some(ssl))
+        .into()
+}
+
+#[test]
+fn mysql_async_text_and_binary_protocol() {
+    use mysql_async::prelude::*;
+    // mysql_async asks rustls for the process-wide provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let stack = mysql_stack();
+    let c = my_conn(&stack, "my1");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut conn = mysql_async::Conn::new(async_opts(&c, "app", Some("shop")))
+            .await
+            .expect("connecting through the proxy");
+        // Text protocol, multi-statement with several result sets.
+        let mut result = conn
+            .query_iter("SELECT 1; SELECT name FROM items ORDER BY id")
+            .await
+            .unwrap();
+        let first: Vec<i64> = result.collect().await.unwrap();
+        let second: Vec<String> = result.collect().await.unwrap();
+        drop(result);
+        assert_eq!(
+            (first, second),
+            (vec![1], vec!["apple".to_owned(), "pear".to_owned()])
+        );
+
+        // Binary protocol: a prepared statement with every kind of parameter.
+        let stmt = conn
+            .prep("INSERT INTO items (id, name, price, added, data) VALUES (?, ?, ?, ?, ?)")
+            .await
+            .unwrap();
+        conn.exec_drop(
+            &stmt,
+            (
+                3i32,
+                "quince",
+                "3.75",
+                mysql_async::Value::Date(2026, 11, 21, 10, 20, 30, 0),
+                mysql_async::Value::NULL,
+            ),
+        )
+        .await
+        .unwrap();
+        let big: Vec<u8> = (0..4 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+        conn.exec_drop(
+            &stmt,
+            (4i32, "blob", "0.01", mysql_async::Value::NULL, big.clone()),
+        )
+        .await
+        .unwrap();
+        let back: Option<Vec<u8>> = conn
+            .exec_first("SELECT data FROM items WHERE id = ?", (4i32,))
+            .await
+            .unwrap();
+        assert!(
+            back.as_deref() == Some(big.as_slice()),
+            "the 4 MiB row came back changed"
+        );
+        let name: Option<String> = conn
+            .exec_first(
+                "SELECT name FROM items WHERE id = ? AND price > ?",
+                (3i32, 1.5f64),
+            )
+            .await
+            .unwrap();
+        assert_eq!(name.as_deref(), Some("quince"));
+        conn.close(stmt).await.unwrap();
+
+        // Switching database: allowed to shop, refused elsewhere (COM_INIT_DB and USE).
+        conn.query_drop("USE shop").await.unwrap();
+        let err = conn.query_drop("USE other").await.unwrap_err().to_string();
+        assert!(err.contains("1044") && err.contains("other"), "{err}");
+        let err = conn
+            .query_drop("SELECT 1; USE `other`")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("other"), "{err}");
+        // The session goes on after a refusal.
+        let n: Option<i64> = conn
+            .query_first("SELECT COUNT(*) FROM items")
+            .await
+            .unwrap();
+        assert_eq!(n, Some(4));
+        // COM_CHANGE_USER is refused.
+        let err = conn
+            .change_user(mysql_async::ChangeUserOpts::default().with_user(Some("ro".into())))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("COM_CHANGE_USER"), "{err}");
+        conn.disconnect().await.unwrap();
+
+        // A database name the certificate does not name is refused at login.
+        let refused = mysql_async::Conn::new(async_opts(&c, "app", Some("other"))).await;
+        let err = refused.map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains("1045") && err.contains("other"), "{err}");
+        // And so is another db user.
+        let refused = mysql_async::Conn::new(async_opts(&c, "ro", Some("shop"))).await;
+        let err = refused.map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains("\"ro\""), "{err}");
+    });
+
+    // The audit log has the statements with their decoded parameters.
+    let prep = stack.wait_for_event("prepare", |e| {
+        e["event"] == "db.session.mysql.statements.prepare"
+            && e["query"]
+                .as_str()
+                .is_some_and(|q| q.starts_with("INSERT INTO items"))
+    });
+    assert_eq!(prep["code"], "TMY00I");
+    let exec = stack.wait_for_event("execute", |e| {
+        e["event"] == "db.session.mysql.statements.execute" && e["parameters"][1] == "quince"
+    });
+    assert_eq!(exec["parameters"][0], "3");
+    assert_eq!(exec["parameters"][3], "2026-11-21 10:20:30");
+    assert_eq!(exec["parameters"][4], "NULL");
+    stack.wait_for_event("query with parameters", |e| {
+        e["event"] == "db.session.query"
+            && e["db_query"]
+                .as_str()
+                .is_some_and(|q| q.starts_with("INSERT INTO items"))
+            && e["db_query_parameters"][1] == "quince"
+    });
+    stack.wait_for_event("USE other refused", |e| {
+        e["event"] == "db.session.query.failed"
+            && e["db_query"] == "USE other"
+            && e["error"].as_str().is_some_and(|m| m.contains("other"))
+    });
+    stack.wait_for_event("change user refused", |e| {
+        e["event"] == "db.session.query.failed"
+            && e["db_query"]
+                .as_str()
+                .is_some_and(|q| q.starts_with("COM_CHANGE_USER"))
+    });
+    stack.wait_for_event("login refused", |e| {
+        e["event"] == "db.session.start"
+            && e["success"] == false
+            && e["db_protocol"] == "mysql"
+            && e["error"].as_str().is_some_and(|m| m.contains("\"other\""))
+    });
+    stack.wait_for_event("statement close", |e| {
+        e["event"] == "db.session.mysql.statements.close"
+    });
 }

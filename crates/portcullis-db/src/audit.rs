@@ -30,6 +30,9 @@ pub use crate::spool::{Class, Refused, Spool, Stats, WhenFull};
 pub const QUEUE: usize = 65_536;
 /// Most events per delivered batch.
 pub const BATCH: usize = 1000;
+/// Most bytes of events sent in one request: under auth's 1 MiB request limit with room for
+/// the JSON around them.
+pub const BATCH_BYTES: usize = 768 * 1024;
 /// Most requests group-committed with one fsync.
 pub const GROUP: usize = 1024;
 
@@ -352,7 +355,18 @@ async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>, ready: Arc<Notify>) {
         };
         let mut at = 0;
         while at < events.len() {
-            let end = (at + BATCH).min(events.len());
+            // At most BATCH events and BATCH_BYTES per request (auth takes 1 MiB bodies); one
+            // event always goes, whatever its size.
+            let mut end = at;
+            let mut bytes = 0usize;
+            while end < events.len() && end - at < BATCH {
+                let len = events.get(end).map_or(0, |e| e.get().len() + 1);
+                if end > at && bytes + len > BATCH_BYTES {
+                    break;
+                }
+                bytes += len;
+                end += 1;
+            }
             let chunk = events.get(at..end).unwrap_or_default();
             match deliver.deliver(chunk).await {
                 Ok(()) => {

@@ -527,7 +527,10 @@ fn judge(
             ex.preparing = Some(q.text);
         }
         Command::StmtExecute(x) => {
-            let params: Vec<String> = x.params.iter().map(|p| p.value.to_string()).collect();
+            let params = crate::query_text::capped_params(
+                x.params.iter().map(|p| param_display(&p.value)),
+                max,
+            );
             events.push(
                 event(EventKind::MysqlStatementExecute, base)
                     .with("statement_id", x.statement_id)
@@ -583,6 +586,16 @@ fn judge(
     }
     ex.statements.on_command(command);
     Verdict::Forward
+}
+
+/// A parameter as text; long strings and blobs cut to [`crate::query_text::MAX_PARAM_BYTES`].
+fn param_display(v: &mysql::BinaryValue) -> String {
+    match v {
+        mysql::BinaryValue::Bytes(b) => {
+            crate::query_text::param_text(b.as_bytes(), |b| String::from_utf8_lossy(b).into_owned())
+        }
+        other => other.to_string(),
+    }
 }
 
 /// The session's event fields with `db_name` set to `db`.

@@ -465,14 +465,14 @@ fn audited_query(raw: &PgString, max: usize) -> AuditedQuery {
 fn param_text(p: &Option<Bytes>, binary: bool) -> String {
     match p {
         None => "NULL".into(),
-        Some(b) if binary => {
+        Some(b) if binary => crate::query_text::param_text(b, |b| {
             use base64::Engine as _;
             format!(
                 "base64:{}",
                 base64::engine::general_purpose::STANDARD.encode(b)
             )
-        }
-        Some(b) => String::from_utf8_lossy(b).into_owned(),
+        }),
+        Some(b) => crate::query_text::param_text(b, |b| String::from_utf8_lossy(b).into_owned()),
     }
 }
 
@@ -521,19 +521,17 @@ fn audit_frontend_one(
         FrontendMessage::Bind(b) => {
             let statement = text(&b.statement);
             let portal = text(&b.portal);
-            let params: Vec<String> = b
-                .params
-                .iter()
-                .enumerate()
-                .map(|(i, p)| {
+            let params = crate::query_text::capped_params(
+                b.params.iter().enumerate().map(|(i, p)| {
                     let binary = match b.param_formats.as_slice() {
                         [] => false,
                         [one] => *one == 1,
                         many => many.get(i).copied() == Some(1),
                     };
                     param_text(p, binary)
-                })
-                .collect();
+                }),
+                agent.audit.max_query_bytes(),
+            );
             if st.portals.len() < MAX_TRACKED || st.portals.contains_key(&portal) {
                 st.portals
                     .insert(portal.clone(), (statement.clone(), params.clone()));

@@ -7,6 +7,40 @@ use portcullis_audit::Event;
 /// What follows query text cut at `db_service.audit.max_query_bytes`.
 pub const TRUNCATED_MARKER: &str = "…[truncated]";
 
+/// Most bytes of one bound parameter kept in an event; longer values (blobs) are cut with
+/// [`TRUNCATED_MARKER`] and their length. Without a cap a single large parameter makes an event
+/// larger than any batch auth accepts.
+pub const MAX_PARAM_BYTES: usize = 4096;
+
+/// A parameter value as text, cut to [`MAX_PARAM_BYTES`].
+pub fn param_text(value: &[u8], render: impl Fn(&[u8]) -> String) -> String {
+    if value.len() <= MAX_PARAM_BYTES {
+        return render(value);
+    }
+    let head = value.get(..MAX_PARAM_BYTES).unwrap_or_default();
+    format!("{}{TRUNCATED_MARKER} ({} bytes)", render(head), value.len())
+}
+
+/// Parameters as stored: each cut to [`MAX_PARAM_BYTES`], and once they add up to `max` bytes
+/// the rest replaced by one [`TRUNCATED_MARKER`] entry saying how many were left out.
+pub fn capped_params(params: impl ExactSizeIterator<Item = String>, max: usize) -> Vec<String> {
+    let total = params.len();
+    let mut out = Vec::with_capacity(total.min(64));
+    let mut used = 0usize;
+    for p in params {
+        if used + p.len() > max && !out.is_empty() {
+            out.push(format!(
+                "{TRUNCATED_MARKER} ({} more parameters)",
+                total - out.len()
+            ));
+            break;
+        }
+        used += p.len();
+        out.push(p);
+    }
+    out
+}
+
 /// Query text ready for an event, with what was done to it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditedQuery {
@@ -68,6 +102,25 @@ pub fn query_field(e: &mut Event, key: &str, q: &AuditedQuery) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_parameters_are_capped() {
+        let params = (0..1000).map(|i| format!("value-{i:04}"));
+        let out = capped_params(params, 100);
+        assert_eq!(out.len(), 11);
+        assert_eq!(out[10], format!("{TRUNCATED_MARKER} (990 more parameters)"));
+        assert_eq!(capped_params(["a".to_owned()].into_iter(), 0), ["a"]);
+    }
+
+    #[test]
+    fn long_parameters_are_cut() {
+        let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        assert_eq!(param_text(b"short", lossy), "short");
+        let big = vec![b'x'; MAX_PARAM_BYTES + 10];
+        let t = param_text(&big, lossy);
+        assert!(t.ends_with(&format!("{TRUNCATED_MARKER} ({} bytes)", big.len())));
+        assert!(t.len() < MAX_PARAM_BYTES + 64);
+    }
 
     #[test]
     fn long_text_is_cut_at_a_character_boundary() {

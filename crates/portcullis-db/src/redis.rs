@@ -330,7 +330,8 @@ pub fn command_text(args: &[Bytes], max: usize) -> (String, bool) {
             && a.iter()
                 .all(|&b| b.is_ascii_graphic() && b != b'"' && b != b'\'' && b != b'\\');
         if plain {
-            out.extend(a.iter().map(|&b| b as char));
+            let room = max.saturating_sub(out.len()) + 1;
+            out.extend(a.iter().take(room).map(|&b| b as char));
             continue;
         }
         out.push('"');

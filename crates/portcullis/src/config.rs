@@ -483,7 +483,15 @@ impl Config {
                 ),
             ));
         }
-        if audit.max_query_bytes < 256 {
+        if audit.max_query_bytes > 512 * 1024 {
+            problems.push((
+                "db_service.audit.max_query_bytes".into(),
+                format!(
+                    "{} is too large: an event must fit auth's 1 MiB request; use at most 524288",
+                    audit.max_query_bytes
+                ),
+            ));
+        } else if audit.max_query_bytes < 256 {
             problems.push((
                 "db_service.audit.max_query_bytes".into(),
                 format!("{} is too small; use at least 256", audit.max_query_bytes),
