@@ -320,3 +320,259 @@ fn mysql_async_text_and_binary_protocol() {
         e["event"] == "db.session.mysql.statements.close"
     });
 }
+
+/// Sends `input` to the proxy's MySQL port right after reading its greeting; returns the rest
+/// of what the proxy sent until it closed (bounded in time).
+fn raw_exchange(addr: &str, input: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut header = [0u8; 4];
+    tcp.read_exact(&mut header).unwrap();
+    let len = usize::from(header[0]) | usize::from(header[1]) << 8 | usize::from(header[2]) << 16;
+    let mut greeting = vec![0u8; len];
+    tcp.read_exact(&mut greeting).unwrap();
+    assert_eq!(greeting[0], 10, "protocol version 10 greeting");
+    let _ = tcp.write_all(input);
+    let mut rest = Vec::new();
+    let started = std::time::Instant::now();
+    let _ = tcp.read_to_end(&mut rest);
+    assert!(
+        started.elapsed() < Duration::from_secs(14),
+        "the proxy did not close"
+    );
+    rest
+}
+
+/// The ERR packet in `bytes`: (code, message).
+fn err_of(bytes: &[u8]) -> (u16, String) {
+    assert!(
+        bytes.len() > 7 && bytes[4] == 0xff,
+        "not an ERR packet: {bytes:?}"
+    );
+    let code = u16::from_le_bytes([bytes[5], bytes[6]]);
+    let msg = String::from_utf8_lossy(&bytes[7..]).into_owned();
+    (code, msg)
+}
+
+fn packet(seq: u8, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut out = len.to_le_bytes()[..3].to_vec();
+    out.push(seq);
+    out.extend_from_slice(payload);
+    out
+}
+
+#[test]
+fn mysql_refusals_and_malformed_handshakes() {
+    let stack = mysql_stack();
+    let addr = stack.mysql_addr();
+    // A session that must keep working throughout.
+    let c = my_conn(&stack, "my1");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut survivor = rt
+        .block_on(mysql_async::Conn::new(async_opts(&c, "app", Some("shop"))))
+        .unwrap();
+
+    // No TLS: a HandshakeResponse41 in the clear.
+    let mut login = vec![];
+    login.extend_from_slice(&0x000f_a68du32.to_le_bytes()); // caps with PROTOCOL_41, no SSL
+    login.extend_from_slice(&(1u32 << 24).to_le_bytes());
+    login.push(45);
+    login.extend_from_slice(&[0u8; 23]);
+    login.extend_from_slice(b"app\0\0");
+    let got = raw_exchange(&addr, &packet(1, &login));
+    let (code, msg) = err_of(&got);
+    assert_eq!(code, 3159, "{msg}");
+    assert!(
+        msg.contains("TLS with a client certificate is required"),
+        "{msg}"
+    );
+
+    // The malformed-handshake corpus: each gets an ERR and a closed connection.
+    let too_long = {
+        let mut p = vec![0xff, 0xff, 0xff, 1];
+        p.extend_from_slice(&[0u8; 64]);
+        p
+    };
+    let corpus: Vec<(&str, Vec<u8>)> = vec![
+        ("sequence id out of order", packet(5, &[0u8; 32])),
+        ("sequence id 0", packet(0, &[0u8; 32])),
+        ("declared length over the handshake limit", too_long),
+        ("truncated SSL request", packet(1, &[0x0d, 0xa6])),
+        ("garbage", packet(1, b"GET / HTTP/1.1\r\n\r\n")),
+    ];
+    for (what, input) in corpus {
+        let got = raw_exchange(&addr, &input);
+        let (code, msg) = err_of(&got);
+        assert!(code == 1043 || code == 3159, "{what}: got {code} {msg}");
+    }
+    // A truncated packet, then silence: the proxy gives up and closes (bounded).
+    let got = raw_exchange(&addr, &[0x20, 0, 0]);
+    assert!(got.is_empty() || got.get(4) == Some(&0xff), "{got:?}");
+
+    // TLS without a client certificate.
+    let out = Command::new(portcullis_testkit::binary_path("mariadb").unwrap())
+        .args([
+            "--host",
+            &c.host,
+            "--port",
+            &c.port.to_string(),
+            "--user",
+            "app",
+        ])
+        .arg(format!("--ssl-ca={}", c.ca.display()))
+        .args(["--ssl-verify-server-cert", "-e", "select 1"])
+        .output()
+        .unwrap();
+    let err = text(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("1045") && err.contains("client certificate is required"),
+        "{err}"
+    );
+
+    // The other session was not affected by any of it.
+    assert_eq!(survivor_check(&rt, &mut survivor), "");
+
+    // A lock ends a live session with an ERR, and db.session.end says why.
+    let victim_opts = async_opts(&c, "app", Some("shop"));
+    let sleeping = std::thread::spawn(move || {
+        use mysql_async::prelude::*;
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                let mut victim = mysql_async::Conn::new(victim_opts).await.unwrap();
+                victim.query_drop("SELECT SLEEP(30)").await
+            })
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    stack
+        .cluster
+        .pcctl_ok(&["locks", "add", "--user=alice", "--message=incident 7"]);
+    let result = sleeping.join().unwrap();
+    let err = result.unwrap_err().to_string();
+    assert!(err.contains("incident 7"), "{err}\n{}", stack.agent_log());
+    let end = stack.wait_for_event("locked end", |e| {
+        e["event"] == "db.session.end" && e["end_reason"] == "locked" && e["db_protocol"] == "mysql"
+    });
+    assert!(
+        end["reason"].as_str().unwrap().contains("incident 7"),
+        "{end}"
+    );
+    // New sessions are refused while locked.
+    let refused = rt.block_on(mysql_async::Conn::new(async_opts(&c, "app", Some("shop"))));
+    let err = refused.map(|_| ()).unwrap_err().to_string();
+    assert!(err.contains("1045") && err.contains("locked"), "{err}");
+
+    stack.wait_for_event("no TLS", |e| {
+        e["event"] == "db.session.start"
+            && e["success"] == false
+            && e["db_protocol"] == "mysql"
+            && e["error"]
+                .as_str()
+                .is_some_and(|m| m.contains("TLS with a client certificate"))
+    });
+    stack.wait_for_event("no cert", |e| {
+        e["event"] == "db.session.start"
+            && e["success"] == false
+            && e["db_protocol"] == "mysql"
+            && e["error"] == "a client certificate is required"
+    });
+}
+
+/// Runs `SELECT 1` on `conn`: empty when it worked, else the error.
+fn survivor_check(rt: &tokio::runtime::Runtime, conn: &mut mysql_async::Conn) -> String {
+    use mysql_async::prelude::*;
+    rt.block_on(conn.query_drop("SELECT 1"))
+        .map(|_| String::new())
+        .unwrap_or_else(|e| e.to_string())
+}
+
+#[test]
+fn sysbench_through_the_proxy() {
+    let stack = mysql_stack();
+    let c = my_conn(&stack, "my1");
+    // sysbench reads client-key.pem, client-cert.pem and cacert.pem from its directory.
+    let dir = stack.cluster.dir().join("sysbench");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(&c.key, dir.join("client-key.pem")).unwrap();
+    std::fs::copy(&c.cert, dir.join("client-cert.pem")).unwrap();
+    std::fs::copy(&c.ca, dir.join("cacert.pem")).unwrap();
+    let sysbench = |args: &[&str]| {
+        let mut cmd = Command::new(portcullis_testkit::binary_path("sysbench").unwrap());
+        cmd.current_dir(&dir)
+            .args([
+                "--db-driver=mysql",
+                "--mysql-host=127.0.0.1",
+                &format!("--mysql-port={}", c.port),
+                "--mysql-user=app",
+                "--mysql-password=ignored",
+                "--mysql-db=shop",
+                "--mysql-ssl=on",
+                "--tables=1",
+                "--table-size=1000",
+            ])
+            .args(args);
+        portcullis_testkit::run_command(&mut cmd, Duration::from_secs(120)).unwrap()
+    };
+    assert_success(
+        "sysbench prepare",
+        &sysbench(&["oltp_read_only", "prepare"]),
+    );
+    for test in ["oltp_read_only", "oltp_point_select"] {
+        let out = sysbench(&[test, "--threads=2", "--time=3", "run"]);
+        let got = assert_success(test, &out);
+        assert!(
+            got.contains("transactions:") && !got.contains("FATAL"),
+            "{got}"
+        );
+    }
+    stack.wait_for_event("sysbench statement", |e| {
+        e["event"] == "db.session.mysql.statements.execute" && e["db_protocol"] == "mysql"
+    });
+}
+
+#[test]
+fn mysql_on_a_single_node_and_through_pc_proxy() {
+    let stack = PgStack::start_single_node_with_mariadb();
+    stack.add_user("alice", "access", "app", "shop");
+    stack.login("alice");
+    assert_success(
+        "pc db login",
+        &stack.pc(
+            &["db", "login", "my1", "--db-user=app", "--db-name=shop"],
+            None,
+        ),
+    );
+    let out = mariadb(&stack, "my1", &[], "select current_user()");
+    assert_eq!(assert_success("mariadb", &out).trim(), "app@%");
+    // pc proxy db: a plaintext local port, TLS with ALPN to the proxy's main port.
+    let proxy = stack.pc_proxy_db("my1");
+    let mut cmd = Command::new(portcullis_testkit::binary_path("mariadb").unwrap());
+    cmd.args(["--host=127.0.0.1", &format!("--port={}", proxy.port)])
+        .args([
+            "--user=app",
+            "--database=shop",
+            "--skip-ssl",
+            "--batch",
+            "--skip-column-names",
+        ])
+        .args(["-e", "select count(*) from items"]);
+    let out = portcullis_testkit::run_command(&mut cmd, Duration::from_secs(30)).unwrap();
+    assert_eq!(
+        assert_success("mariadb via pc proxy db", &out).trim(),
+        "2",
+        "{}",
+        text(&out)
+    );
+    stack.wait_for_event("query", |e| {
+        e["event"] == "db.session.query" && e["db_query"] == "select count(*) from items"
+    });
+}

@@ -745,11 +745,17 @@ where
     let s2c = async move {
         tokio::pin!(stop);
         let mut sbuf = BytesMut::with_capacity(16 * 1024);
+        let mut last_packet_at = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 biased;
                 r = &mut stop => {
-                    let seq = last_seq.load(Ordering::SeqCst).wrapping_add(1);
+                    // Mid-answer, the ERR continues the exchange; a client that is idle (its
+                    // last answer complete a while ago) reads it as the answer to its next
+                    // command, which starts at 1.
+                    let last = last_seq.load(Ordering::SeqCst);
+                    let idle = last_packet_at.elapsed() > Duration::from_millis(100);
+                    let seq = if last == 0 || idle { 1 } else { last.wrapping_add(1) };
                     let mut w = client_w.lock().await;
                     let _ = w.write_all(&err_packet(seq, error_code_of(r.kind), &r.one_line())).await;
                     let _ = w.flush().await;
@@ -780,6 +786,7 @@ where
                                 upto = end;
                             }
                             if upto > 0 {
+                                last_packet_at = tokio::time::Instant::now();
                                 let chunk = sbuf.split_to(upto);
                                 let mut w = client_w.lock().await;
                                 w.write_all(&chunk).await.map_err(|e| failed(e.to_string()))?;
