@@ -111,6 +111,9 @@ struct OpenSegment {
 struct Inner {
     sealed: VecDeque<Segment>,
     open: Option<OpenSegment>,
+    /// Full or due segments waiting for their fsync, which runs outside the lock so that
+    /// sessions appending meanwhile never wait for the disk (`spool_fsync: interval`).
+    unsynced: Vec<OpenSegment>,
     next_seq: u64,
     used: u64,
 }
@@ -217,6 +220,7 @@ impl Spool {
             inner: Arc::new(Mutex::new(Inner {
                 sealed: found.into(),
                 open: None,
+                unsynced: Vec::new(),
                 next_seq,
                 used,
             })),
@@ -251,9 +255,16 @@ impl Spool {
 
     /// Flushes what has been written to disk (the timer's job when appends are not fsynced).
     pub fn sync(&self) -> std::io::Result<()> {
-        let mut inner = self.lock();
-        match inner.open.as_mut() {
-            Some(open) => open.file.sync_data(),
+        // The fsync runs on a second handle, outside the lock: appends go on meanwhile.
+        let file = {
+            let inner = self.lock();
+            match inner.open.as_ref() {
+                Some(open) => Some(open.file.try_clone()?),
+                None => None,
+            }
+        };
+        match file {
+            Some(f) => f.sync_data(),
             None => Ok(()),
         }
     }
@@ -324,6 +335,12 @@ impl Spool {
         let need = bytes + 1024;
         let (mut lost, mut events) = (0, 0);
         while inner.used + need > limit {
+            if inner.sealed.is_empty() && !inner.unsynced.is_empty() {
+                // About to be dropped: no need to wait for their fsync.
+                let mut pending = std::mem::take(&mut inner.unsynced);
+                pending.sort_by_key(|o| o.seg.seq);
+                inner.sealed.extend(pending.into_iter().map(|o| o.seg));
+            }
             if inner.sealed.is_empty() {
                 if inner.open.as_ref().is_some_and(|o| o.seg.bytes > 0) {
                     self.seal(inner).map_err(|e| Refused::Io(e.to_string()))?;
@@ -359,7 +376,7 @@ impl Spool {
             .as_ref()
             .is_some_and(|o| o.seg.bytes > 0 && o.seg.bytes + bytes > self.segment_max)
         {
-            self.seal(inner)?;
+            self.retire(inner)?;
         }
         if inner.open.is_none() {
             let seq = inner.next_seq;
@@ -369,8 +386,11 @@ impl Spool {
                 .append(true)
                 .mode(0o600)
                 .open(segment_path(&self.dir, seq))?;
-            // The new name must survive a crash as well as its contents.
-            sync_dir(&self.dir)?;
+            // The new name must survive a crash as well as its contents: now when every batch
+            // is fsynced, else with the segment's own fsync (see `seal_if_due`).
+            if self.fsync_each.load(Ordering::Relaxed) {
+                sync_dir(&self.dir)?;
+            }
             inner.open = Some(OpenSegment {
                 seg: Segment {
                     seq,
@@ -421,18 +441,57 @@ impl Spool {
         Ok(())
     }
 
-    /// Seals the open segment if it has been open for `linger`; returns whether anything
-    /// waits for delivery.
-    pub fn seal_if_due(&self, linger: Duration) -> std::io::Result<bool> {
-        let mut inner = self.lock();
-        if inner
-            .open
-            .as_ref()
-            .is_some_and(|o| o.seg.bytes > 0 && o.since.elapsed() >= linger)
-        {
-            self.seal(&mut inner)?;
+    /// Closes the open segment for delivery: sealed at once when every batch is fsynced,
+    /// else queued for [`Spool::seal_if_due`] to fsync outside the lock.
+    fn retire(&self, inner: &mut Inner) -> std::io::Result<()> {
+        if self.fsync_each.load(Ordering::Relaxed) {
+            return self.seal(inner);
         }
-        Ok(!inner.sealed.is_empty())
+        if let Some(open) = inner.open.take() {
+            inner.unsynced.push(open);
+        }
+        Ok(())
+    }
+
+    /// Seals the open segment if it has been open for `linger`, and every segment waiting for
+    /// its fsync (the fsyncs run without holding the lock); returns whether anything waits for
+    /// delivery.
+    pub fn seal_if_due(&self, linger: Duration) -> std::io::Result<bool> {
+        let pending = {
+            let mut inner = self.lock();
+            if inner
+                .open
+                .as_ref()
+                .is_some_and(|o| o.seg.bytes > 0 && o.since.elapsed() >= linger)
+            {
+                self.retire(&mut inner)?;
+            }
+            std::mem::take(&mut inner.unsynced)
+        };
+        let mut result = Ok(());
+        let mut done = Vec::with_capacity(pending.len());
+        for open in pending {
+            if let Err(e) = open.file.sync_data() {
+                result = Err(e);
+            }
+            done.push(open.seg);
+        }
+        if !done.is_empty() {
+            if let Err(e) = sync_dir(&self.dir) {
+                result = Err(e);
+            }
+        }
+        let mut inner = self.lock();
+        for seg in done {
+            if seg.bytes > 0 {
+                // In order: the shipper delivers the oldest first.
+                let at = inner.sealed.partition_point(|s| s.seq < seg.seq);
+                inner.sealed.insert(at, seg);
+            } else {
+                let _ = fs::remove_file(segment_path(&self.dir, seg.seq));
+            }
+        }
+        result.map(|()| !inner.sealed.is_empty())
     }
 
     /// Whether a segment is open with events in it.
