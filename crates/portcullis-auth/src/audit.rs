@@ -51,6 +51,22 @@ struct Head<'a> {
     event: Cow<'a, str>,
 }
 
+/// The dedup key of an event laid out as [`portcullis_audit::Event`] writes it (`uid` first,
+/// then `time`, then a non-empty `event`), without parsing the rest; `None` for any other
+/// layout.
+fn canonical_head(text: &str) -> Option<u128> {
+    let rest = text.strip_prefix("{\"uid\":\"")?;
+    let uid = rest.get(..36)?;
+    let rest = rest.get(36..)?.strip_prefix("\",\"time\":\"")?;
+    let window = rest.get(..64).unwrap_or(rest);
+    let at = window.find("\",\"event\":\"")?;
+    let name = rest.get(at + 11..)?;
+    if name.starts_with('"') || name.is_empty() {
+        return None;
+    }
+    uuid::Uuid::parse_str(uid).ok().map(|u| u.as_u128())
+}
+
 /// The dedup key of a uid: the UUID's 128 bits, or a hash for other strings.
 fn uid_key(uid: &str) -> u128 {
     match uuid::Uuid::parse_str(uid) {
@@ -115,7 +131,8 @@ fn recent_uids(dir: &Path) -> std::io::Result<Vec<u128>> {
 /// A bounded set of recently stored uids.
 #[derive(Default)]
 struct Dedup {
-    set: HashSet<u128>,
+    // Seeded per process and much cheaper than SipHash; each event costs one insert.
+    set: HashSet<u128, foldhash::fast::RandomState>,
     order: VecDeque<u128>,
 }
 
@@ -205,6 +222,20 @@ impl AuditLog {
         let mut lines = Vec::with_capacity(events.len());
         for e in events {
             let text = e.get();
+            // Events Portcullis builds start `{"uid":"<uuid>","time":"…","event":"<name>"`;
+            // the text is valid JSON already (a RawValue), so that prefix is all there is to
+            // check. Anything else takes the full parse below.
+            if let Some(key) = canonical_head(text) {
+                let line = if text.contains(['\n', '\r']) {
+                    let v: serde_json::Value = serde_json::from_str(text)
+                        .map_err(|err| AuthError::BadRequest(format!("event: {err}")))?;
+                    v.to_string()
+                } else {
+                    text.to_owned()
+                };
+                lines.push((key, line));
+                continue;
+            }
             let head: Head<'_> = serde_json::from_str(text).map_err(|err| {
                 AuthError::BadRequest(format!(
                     "every event must be a JSON object with string fields uid and event ({err})"
@@ -694,5 +725,36 @@ mod tests {
         // auth restarted (or killed after writing, before answering): the agent re-sends.
         let log = AuditLog::open(d.path()).unwrap();
         assert_eq!(log.write(&batch).await.unwrap(), 0);
+    }
+}
+
+#[cfg(test)]
+mod canonical_tests {
+    use super::*;
+
+    #[test]
+    fn canonical_heads_are_read_without_parsing_and_others_fall_back() {
+        let e = portcullis_audit::Event::new(portcullis_audit::EventKind::DbSessionQuery, "c")
+            .with("db_query", "select 1");
+        let uid = e.uid().as_u128();
+        let line = e.into_json();
+        assert_eq!(canonical_head(&line), Some(uid));
+        assert_eq!(canonical_head(r#"{"event":"x","uid":"u"}"#), None);
+        assert_eq!(
+            canonical_head(
+                r#"{"uid":"not-a-uuid-at-all-but-36-chars-long","time":"t","event":"x"}"#
+            ),
+            None
+        );
+        assert_eq!(
+            canonical_head(
+                r#"{"uid":"01e4062b-cdf3-40b5-b166-7c5963985857","time":"t","event":""}"#
+            ),
+            None
+        );
+        assert!(canonical_head(
+            r#"{"uid":"01e4062b-cdf3-40b5-b166-7c5963985857","time":"t","event":"x"}"#
+        )
+        .is_some());
     }
 }
