@@ -30,13 +30,7 @@ fn mariadb(stack: &PgStack, name: &str, extra: &[&str], sql: &str) -> Output {
     portcullis_testkit::run_command(&mut cmd, Duration::from_secs(60)).unwrap()
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use common::pg::output_text as text;
 
 fn mysql_stack() -> PgStack {
     let stack = PgStack::start_with_mariadb("");

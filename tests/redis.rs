@@ -65,13 +65,7 @@ fn redis_cli(c: &RedisConn, with_cert: bool, args: &[&str]) -> Output {
     portcullis_testkit::run_command(&mut cmd, Duration::from_secs(30)).unwrap()
 }
 
-fn stdout(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use common::pg::output_text as stdout;
 
 /// A `redis` crate client with the user's certificate.
 fn client(c: &RedisConn, resp3: bool) -> redis::Client {

@@ -67,176 +67,129 @@ pub fn wait_for_file(path: &Path, within: Duration) -> String {
     }
 }
 
+/// Which databases besides PostgreSQL a stack serves.
+#[derive(Clone, Copy, Default)]
+struct Extras {
+    redis: bool,
+    mariadb: bool,
+}
+
 impl PgStack {
-    /// Starts everything; `roles_yaml` is extra role resources to create (may be empty).
+    /// Starts everything; `extra_config` is merged into the cluster's config (may be empty).
     pub fn start(extra_config: &str) -> Self {
-        // A pinned port, so a restarted proxy comes back where agents and clients look for it.
-        let port = portcullis_testkit::free_port().expect("a free port for the proxy");
-        let cluster = Cluster::start_with(&format!(
-            "proxy_service: {{ enabled: true, listen_addr: '127.0.0.1:{port}' }}\n{extra_config}"
-        ));
-        let proxy_addr = wait_for_file(
-            &cluster.data_dir().join("admin/proxy_addr"),
-            Duration::from_secs(10),
-        );
-        let pg = start_postgres(&cluster, None);
-        let mut stack = Self {
-            scratch: None,
-            mariadb: None,
-            redis: None,
-            agent: None,
-            agent_dir: cluster.dir().join("agent"),
-            home: cluster.dir().join("home"),
-            proxy_addr,
-            cluster,
-            pg,
-        };
-        fs::create_dir_all(&stack.home).unwrap();
-        stack.start_agent();
-        stack
+        Self::remote(extra_config, Extras::default())
+    }
+
+    /// Like [`PgStack::start`], and the agent also serves a real Redis as `redis1`.
+    pub fn start_with_redis(extra_config: &str) -> Self {
+        Self::remote(
+            extra_config,
+            Extras {
+                redis: true,
+                mariadb: false,
+            },
+        )
+    }
+
+    /// Like [`PgStack::start`], and the agent also serves a real MariaDB as `my1`.
+    pub fn start_with_mariadb(extra_config: &str) -> Self {
+        Self::remote(
+            extra_config,
+            Extras {
+                redis: false,
+                mariadb: true,
+            },
+        )
     }
 
     /// The single-node default: auth, proxy and agent in ONE daemon (the agent gets sessions
     /// handed over in memory), in front of a real PostgreSQL.
     pub fn start_single_node() -> Self {
-        let port = portcullis_testkit::free_port().expect("a free port for the proxy");
-        let pg_port = portcullis_testkit::free_port().expect("a free port for PostgreSQL");
-        let cluster = Cluster::start_with(&format!(
-            "proxy_service: {{ enabled: true, listen_addr: '127.0.0.1:{port}' }}\n\
-             db_service:\n  enabled: true\n  databases:\n    - name: pg1\n      protocol: postgres\n      uri: '127.0.0.1:{pg_port}'\n      static_labels: {{ env: dev }}\n"
-        ));
-        let proxy_addr = wait_for_file(
-            &cluster.data_dir().join("admin/proxy_addr"),
-            Duration::from_secs(10),
-        );
-        let pg = start_postgres(&cluster, Some(pg_port));
-        let stack = Self {
-            scratch: None,
-            mariadb: None,
-            redis: None,
-            agent: None,
-            agent_dir: cluster.dir().join("agent"),
-            home: cluster.dir().join("home"),
-            proxy_addr,
-            cluster,
-            pg,
-        };
-        fs::create_dir_all(&stack.home).unwrap();
-        stack
-    }
-
-    /// Like [`PgStack::start`], and the agent also serves a real Redis as `redis1`.
-    pub fn start_with_redis(extra_config: &str) -> Self {
-        let port = portcullis_testkit::free_port().expect("a free port for the proxy");
-        let cluster = Cluster::start_with(&format!(
-            "proxy_service: {{ enabled: true, listen_addr: '127.0.0.1:{port}' }}\n{extra_config}"
-        ));
-        let proxy_addr = wait_for_file(
-            &cluster.data_dir().join("admin/proxy_addr"),
-            Duration::from_secs(10),
-        );
-        let pg = start_postgres(&cluster, None);
-        let agent_dir = cluster.dir().join("agent");
-        let redis = start_redis(&cluster, &agent_dir, None);
-        let mut stack = Self {
-            scratch: None,
-            mariadb: None,
-            redis: Some(redis),
-            agent: None,
-            agent_dir,
-            home: cluster.dir().join("home"),
-            proxy_addr,
-            cluster,
-            pg,
-        };
-        fs::create_dir_all(&stack.home).unwrap();
-        stack.start_agent();
-        stack
+        Self::single(Extras::default())
     }
 
     /// Like [`PgStack::start_single_node`], and the daemon's agent also serves a real Redis
     /// as `redis1`.
     pub fn start_single_node_with_redis() -> Self {
-        let port = portcullis_testkit::free_port().expect("a free port for the proxy");
-        let pg_port = portcullis_testkit::free_port().expect("a free port for PostgreSQL");
-        let redis_port = portcullis_testkit::free_port().expect("a free port for Redis");
-        let scratch = tempfile::tempdir().unwrap();
-        let dir = scratch.path().to_path_buf();
-        let cluster = Cluster::start_with(&format!(
-            "proxy_service: {{ enabled: true, listen_addr: '127.0.0.1:{port}' }}\n\
-             db_service:\n  enabled: true\n  databases:\n    - name: pg1\n      protocol: postgres\n      uri: '127.0.0.1:{pg_port}'\n      static_labels: {{ env: dev }}\n{}",
-            redis_database_yaml(&dir, redis_port)
-        ));
-        let proxy_addr = wait_for_file(
-            &cluster.data_dir().join("admin/proxy_addr"),
-            Duration::from_secs(10),
-        );
-        let pg = start_postgres(&cluster, Some(pg_port));
-        let redis = start_redis(&cluster, &dir, Some(redis_port));
-        let stack = Self {
-            scratch: Some(scratch),
-            mariadb: None,
-            redis: Some(redis),
-            agent: None,
-            agent_dir: cluster.dir().join("agent"),
-            home: cluster.dir().join("home"),
-            proxy_addr,
-            cluster,
-            pg,
-        };
-        fs::create_dir_all(&stack.home).unwrap();
-        stack
-    }
-
-    /// Like [`PgStack::start`], and the agent also serves a real MariaDB as `my1`.
-    pub fn start_with_mariadb(extra_config: &str) -> Self {
-        let port = portcullis_testkit::free_port().expect("a free port for the proxy");
-        let cluster = Cluster::start_with(&format!(
-            "proxy_service: {{ enabled: true, listen_addr: '127.0.0.1:{port}' }}\n{extra_config}"
-        ));
-        let proxy_addr = wait_for_file(
-            &cluster.data_dir().join("admin/proxy_addr"),
-            Duration::from_secs(10),
-        );
-        let pg = start_postgres(&cluster, None);
-        let mariadb = start_mariadb(&cluster, None);
-        let mut stack = Self {
-            scratch: None,
-            mariadb: Some(mariadb),
-            redis: None,
-            agent: None,
-            agent_dir: cluster.dir().join("agent"),
-            home: cluster.dir().join("home"),
-            proxy_addr,
-            cluster,
-            pg,
-        };
-        fs::create_dir_all(&stack.home).unwrap();
-        stack.start_agent();
-        stack
+        Self::single(Extras {
+            redis: true,
+            mariadb: false,
+        })
     }
 
     /// Like [`PgStack::start_single_node`], and the daemon's agent also serves a real
     /// MariaDB as `my1`.
     pub fn start_single_node_with_mariadb() -> Self {
+        Self::single(Extras {
+            redis: false,
+            mariadb: true,
+        })
+    }
+
+    /// A cluster, the databases, and an agent process that joins over the network tunnel.
+    fn remote(extra_config: &str, extras: Extras) -> Self {
+        // A pinned port, so a restarted proxy comes back where agents and clients look for it.
+        let port = portcullis_testkit::free_port().expect("a free port for the proxy");
+        let cluster = Cluster::start_with(&format!(
+            "proxy_service: {{ enabled: true, listen_addr: '127.0.0.1:{port}' }}\n{extra_config}"
+        ));
+        let agent_dir = cluster.dir().join("agent");
+        let pg = start_postgres(&cluster, None);
+        let redis = extras
+            .redis
+            .then(|| start_redis(&cluster, &agent_dir, None));
+        let mariadb = extras.mariadb.then(|| start_mariadb(&cluster, None));
+        let mut stack = Self::assemble(cluster, pg, redis, mariadb, None);
+        stack.start_agent();
+        stack
+    }
+
+    /// One daemon serving the databases itself (their ports are picked before it starts).
+    fn single(extras: Extras) -> Self {
         let port = portcullis_testkit::free_port().expect("a free port for the proxy");
         let pg_port = portcullis_testkit::free_port().expect("a free port for PostgreSQL");
+        let redis_port = portcullis_testkit::free_port().expect("a free port for Redis");
         let my_port = portcullis_testkit::free_port().expect("a free port for MariaDB");
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
+        let mut databases = format!(
+            "    - name: pg1\n      protocol: postgres\n      uri: '127.0.0.1:{pg_port}'\n      static_labels: {{ env: dev }}\n"
+        );
+        if extras.redis {
+            databases.push_str(&redis_database_yaml(&dir, redis_port));
+        }
+        if extras.mariadb {
+            databases.push_str(&mariadb_database_yaml(my_port));
+        }
         let cluster = Cluster::start_with(&format!(
             "proxy_service: {{ enabled: true, listen_addr: '127.0.0.1:{port}' }}\n\
-             db_service:\n  enabled: true\n  databases:\n    - name: pg1\n      protocol: postgres\n      uri: '127.0.0.1:{pg_port}'\n      static_labels: {{ env: dev }}\n{}",
-            mariadb_database_yaml(my_port)
+             db_service:\n  enabled: true\n  databases:\n{databases}"
         ));
+        let pg = start_postgres(&cluster, Some(pg_port));
+        let redis = extras
+            .redis
+            .then(|| start_redis(&cluster, &dir, Some(redis_port)));
+        let mariadb = extras
+            .mariadb
+            .then(|| start_mariadb(&cluster, Some(my_port)));
+        Self::assemble(cluster, pg, redis, mariadb, Some(scratch))
+    }
+
+    fn assemble(
+        cluster: Cluster,
+        pg: PostgresServer,
+        redis: Option<RedisServer>,
+        mariadb: Option<MariaDbServer>,
+        scratch: Option<tempfile::TempDir>,
+    ) -> Self {
         let proxy_addr = wait_for_file(
             &cluster.data_dir().join("admin/proxy_addr"),
             Duration::from_secs(10),
         );
-        let pg = start_postgres(&cluster, Some(pg_port));
-        let mariadb = start_mariadb(&cluster, Some(my_port));
         let stack = Self {
-            scratch: None,
-            mariadb: Some(mariadb),
-            redis: None,
+            scratch,
+            mariadb,
+            redis,
             agent: None,
             agent_dir: cluster.dir().join("agent"),
             home: cluster.dir().join("home"),
@@ -648,23 +601,7 @@ pub fn output_text(out: &Output) -> String {
 /// A real PostgreSQL presenting a certificate from the cluster's db CA (made with `pcctl auth
 /// sign`), with roles `app` and `ro` and a database `shop` owned by `app`.
 fn start_postgres(cluster: &Cluster, port: Option<u16>) -> PostgresServer {
-    let certs = cluster.dir().join("dbcerts");
-    fs::create_dir_all(&certs).unwrap();
-    let prefix = certs.join("server");
-    cluster.pcctl_ok(&[
-        "auth",
-        "sign",
-        "--format=db",
-        "--host=127.0.0.1,localhost",
-        "--out",
-        prefix.to_str().unwrap(),
-    ]);
-    let tls = ServerTls {
-        ca_cert_pem: fs::read_to_string(certs.join("server.cas")).unwrap(),
-        server_cert_pem: fs::read_to_string(certs.join("server.crt")).unwrap(),
-        server_key_pem: fs::read_to_string(certs.join("server.key")).unwrap(),
-    };
-    let mut builder = PostgresServer::builder(tls);
+    let mut builder = PostgresServer::builder(db_server_tls(cluster));
     if let Some(port) = port {
         builder = builder.port(port);
     }
@@ -702,24 +639,7 @@ fn redis_database_yaml(dir: &Path, port: u16) -> String {
 /// A real Redis with TLS from the cluster's db CA and ACL users `app` (all keys) and `ro`
 /// (read-only), whose passwords are in `dir` (see [`redis_database_yaml`]).
 fn start_redis(cluster: &Cluster, dir: &Path, port: Option<u16>) -> RedisServer {
-    let certs = cluster.dir().join("dbcerts");
-    if !certs.join("server.crt").exists() {
-        fs::create_dir_all(&certs).unwrap();
-        cluster.pcctl_ok(&[
-            "auth",
-            "sign",
-            "--format=db",
-            "--host=127.0.0.1,localhost",
-            "--out",
-            certs.join("server").to_str().unwrap(),
-        ]);
-    }
-    let tls = ServerTls {
-        ca_cert_pem: fs::read_to_string(certs.join("server.cas")).unwrap(),
-        server_cert_pem: fs::read_to_string(certs.join("server.crt")).unwrap(),
-        server_key_pem: fs::read_to_string(certs.join("server.key")).unwrap(),
-    };
-    let mut builder = RedisServer::builder(tls);
+    let mut builder = RedisServer::builder(db_server_tls(cluster));
     if let Some(port) = port {
         builder = builder.port(port);
     }
@@ -748,24 +668,7 @@ fn mariadb_database_yaml(port: u16) -> String {
 /// A real MariaDB with TLS from the cluster's db CA, accounts `app` (all of `shop` and
 /// `other`) and `ro` (SELECT on `shop`) that log in with certificates `CN=app` / `CN=ro`.
 fn start_mariadb(cluster: &Cluster, port: Option<u16>) -> MariaDbServer {
-    let certs = cluster.dir().join("dbcerts");
-    if !certs.join("server.crt").exists() {
-        fs::create_dir_all(&certs).unwrap();
-        cluster.pcctl_ok(&[
-            "auth",
-            "sign",
-            "--format=db",
-            "--host=127.0.0.1,localhost",
-            "--out",
-            certs.join("server").to_str().unwrap(),
-        ]);
-    }
-    let tls = ServerTls {
-        ca_cert_pem: fs::read_to_string(certs.join("server.cas")).unwrap(),
-        server_cert_pem: fs::read_to_string(certs.join("server.crt")).unwrap(),
-        server_key_pem: fs::read_to_string(certs.join("server.key")).unwrap(),
-    };
-    let mut builder = MariaDbServer::builder(tls);
+    let mut builder = MariaDbServer::builder(db_server_tls(cluster));
     if let Some(port) = port {
         builder = builder.port(port);
     }
@@ -778,6 +681,28 @@ fn start_mariadb(cluster: &Cluster, port: Option<u16>) -> MariaDbServer {
     m.admin_sql("CREATE TABLE shop.items (id INT PRIMARY KEY, name VARCHAR(100), price DECIMAL(10,2), added DATETIME, data LONGBLOB)").unwrap();
     m.admin_sql("INSERT INTO shop.items VALUES (1, 'apple', 1.50, '2026-01-02 03:04:05', NULL), (2, 'pear', 2.25, NULL, NULL)").unwrap();
     m
+}
+
+/// A server certificate from the cluster's db CA for the test databases (signed once per
+/// cluster, shared by PostgreSQL, MariaDB and Redis).
+fn db_server_tls(cluster: &Cluster) -> ServerTls {
+    let certs = cluster.dir().join("dbcerts");
+    if !certs.join("server.crt").exists() {
+        fs::create_dir_all(&certs).unwrap();
+        cluster.pcctl_ok(&[
+            "auth",
+            "sign",
+            "--format=db",
+            "--host=127.0.0.1,localhost",
+            "--out",
+            certs.join("server").to_str().unwrap(),
+        ]);
+    }
+    ServerTls {
+        ca_cert_pem: fs::read_to_string(certs.join("server.cas")).unwrap(),
+        server_cert_pem: fs::read_to_string(certs.join("server.crt")).unwrap(),
+        server_key_pem: fs::read_to_string(certs.join("server.key")).unwrap(),
+    }
 }
 
 /// Runs a command with `input` on stdin, bounded in time.

@@ -408,6 +408,7 @@ pub fn env(name: &str) -> anyhow::Result<()> {
 #[derive(Serialize)]
 struct ConfigView {
     name: String,
+    protocol: String,
     host: String,
     port: String,
     user: String,
@@ -468,6 +469,7 @@ pub fn config(name: &str, format: Format) -> anyhow::Result<()> {
     let connection_string = parts.join(" ");
     let view = ConfigView {
         name: name.to_owned(),
+        protocol: c.route.protocol.as_str().to_owned(),
         host: k.host,
         port: k.port,
         user: k.user,
@@ -483,23 +485,12 @@ pub fn config(name: &str, format: Format) -> anyhow::Result<()> {
         outln!("{}", serde_json::to_string_pretty(&view)?);
         return Ok(());
     }
-    outln!("Name:      {}", view.name);
-    outln!("Host:      {}", view.host);
-    outln!("Port:      {}", view.port);
-    outln!("User:      {}", view.user);
-    outln!("Database:  {}", view.database.as_deref().unwrap_or("-"));
-    outln!("CA:        {}", view.ca);
-    outln!("Cert:      {}", view.cert);
-    outln!("Key:       {}", view.key);
-    outln!(
-        "Expires:   {} ({})",
-        output::time(view.expires),
-        validity(view.expires, OffsetDateTime::now_utc())
+    print_view(
+        &view,
+        "",
+        "",
+        &[format!("psql \"service={name}\""), view.command.clone()],
     );
-    outln!();
-    outln!("Connect with:");
-    outln!("  psql \"service={name}\"");
-    outln!("  {}", view.command);
     Ok(())
 }
 
@@ -518,6 +509,7 @@ fn redis_config(name: &str, c: &DbCert, k: Conn, format: Format) -> anyhow::Resu
     };
     let view = ConfigView {
         name: name.to_owned(),
+        protocol: "redis".to_owned(),
         connection_string: format!("rediss://{host}:{}", k.port),
         host: k.host,
         port: k.port,
@@ -533,27 +525,17 @@ fn redis_config(name: &str, c: &DbCert, k: Conn, format: Format) -> anyhow::Resu
         outln!("{}", serde_json::to_string_pretty(&view)?);
         return Ok(());
     }
-    outln!("Name:      {}", view.name);
-    outln!("Host:      {}", view.host);
-    outln!("Port:      {}", view.port);
-    outln!(
-        "User:      {} (the agent logs in as this Redis user)",
-        view.user
-    );
-    outln!("CA:        {}", view.ca);
-    outln!("Cert:      {}", view.cert);
-    outln!("Key:       {}", view.key);
-    outln!(
-        "Expires:   {} ({})",
-        output::time(view.expires),
-        validity(view.expires, OffsetDateTime::now_utc())
-    );
-    outln!();
-    outln!("Connect with:");
-    outln!("  {}", view.command);
-    outln!(
-        "  (client libraries: {} with TLS, CA, certificate and key above; no password)",
-        view.connection_string
+    print_view(
+        &view,
+        "",
+        " (the agent logs in as this Redis user)",
+        &[
+            view.command.clone(),
+            format!(
+                "(client libraries: {} with TLS, CA, certificate and key above; no password)",
+                view.connection_string
+            ),
+        ],
     );
     Ok(())
 }
@@ -580,6 +562,7 @@ fn mysql_config(name: &str, c: &DbCert, k: Conn, port: u16, format: Format) -> a
         .join(" ");
     let view = ConfigView {
         name: name.to_owned(),
+        protocol: "mysql".to_owned(),
         connection_string: format!(
             "jdbc:mariadb://{}:{port}/{}?sslMode=verify-full&serverSslCert={}",
             k.host,
@@ -600,11 +583,27 @@ fn mysql_config(name: &str, c: &DbCert, k: Conn, port: u16, format: Format) -> a
         outln!("{}", serde_json::to_string_pretty(&view)?);
         return Ok(());
     }
+    print_view(
+        &view,
+        " (the proxy's MySQL port)",
+        "",
+        &[
+            format!("mariadb --defaults-group-suffix=_{name}     (the [client_{name}] group in ~/.my.cnf; mysql works too)"),
+            view.command.clone(),
+        ],
+    );
+    Ok(())
+}
+
+/// Prints `pc db config` as text: the connection, the files, the expiry, and how to connect.
+fn print_view(view: &ConfigView, port_note: &str, user_note: &str, connect: &[String]) {
     outln!("Name:      {}", view.name);
     outln!("Host:      {}", view.host);
-    outln!("Port:      {} (the proxy's MySQL port)", view.port);
-    outln!("User:      {}", view.user);
-    outln!("Database:  {}", view.database.as_deref().unwrap_or("-"));
+    outln!("Port:      {}{port_note}", view.port);
+    outln!("User:      {}{user_note}", view.user);
+    if view.protocol != "redis" {
+        outln!("Database:  {}", view.database.as_deref().unwrap_or("-"));
+    }
     outln!("CA:        {}", view.ca);
     outln!("Cert:      {}", view.cert);
     outln!("Key:       {}", view.key);
@@ -615,9 +614,9 @@ fn mysql_config(name: &str, c: &DbCert, k: Conn, port: u16, format: Format) -> a
     );
     outln!();
     outln!("Connect with:");
-    outln!("  mariadb --defaults-group-suffix=_{name}     (the [client_{name}] group in ~/.my.cnf; mysql works too)");
-    outln!("  {}", view.command);
-    Ok(())
+    for line in connect {
+        outln!("  {line}");
+    }
 }
 
 fn require_postgres(name: &str, c: &DbCert, what: &str) -> anyhow::Result<()> {

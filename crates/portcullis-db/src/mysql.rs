@@ -51,28 +51,8 @@ pub const MAX_COMMAND_BYTES: usize = 64 * 1024 * 1024;
 /// Prepared statements whose text the agent remembers per session, for `db.session.query`.
 pub const MAX_TRACKED_STATEMENTS: usize = 10_000;
 
-/// Capabilities the agent lets through to the database: what both the proxy offers clients
-/// and every supported server understands. Compression and query attributes are never
-/// negotiated (the proxy does not offer them).
-const PASSED: u64 = CLIENT_LONG_PASSWORD
-    | CLIENT_FOUND_ROWS
-    | CLIENT_LONG_FLAG
-    | CLIENT_CONNECT_WITH_DB
-    | CLIENT_LOCAL_FILES
-    | CLIENT_IGNORE_SPACE
-    | CLIENT_PROTOCOL_41
-    | CLIENT_INTERACTIVE
-    | CLIENT_IGNORE_SIGPIPE
-    | CLIENT_TRANSACTIONS
-    | CLIENT_SECURE_CONNECTION
-    | CLIENT_MULTI_STATEMENTS
-    | CLIENT_MULTI_RESULTS
-    | CLIENT_PS_MULTI_RESULTS
-    | CLIENT_PLUGIN_AUTH
-    | CLIENT_CONNECT_ATTRS
-    | CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
-    | CLIENT_SESSION_TRACK
-    | CLIENT_DEPRECATE_EOF;
+/// Capabilities the agent lets through to the database (what the proxy offers clients).
+const PASSED: u64 = PROXIED;
 
 /// Capabilities that change the shape of the conversation: if the client negotiated one with
 /// the proxy, the database must support it too.
@@ -800,19 +780,7 @@ where
         }
     };
 
-    tokio::select! {
-        r = c2s => {
-            if let Err(e) = r { tracing::debug!(sid = %s.sid, error = %e, "client side ended"); }
-            None
-        }
-        r = s2c => match r {
-            Ok(()) => None,
-            Err(r) => {
-                tracing::info!(sid = %s.sid, reason = %r.message, "session ended by the agent");
-                Some(r)
-            }
-        },
-    }
+    crate::session::first_to_end(&s.sid, c2s, s2c).await
 }
 
 /// The first packet of the answer to a COM_STMT_PREPARE: learn the statement.

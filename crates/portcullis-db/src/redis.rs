@@ -626,19 +626,7 @@ where
         }
     };
 
-    tokio::select! {
-        r = c2s => {
-            if let Err(e) = r { tracing::debug!(sid = %s.sid, error = %e, "client side ended"); }
-            None
-        }
-        r = s2c => match r {
-            Ok(()) => None,
-            Err(r) => {
-                tracing::info!(sid = %s.sid, reason = %r.message, "session ended by the agent");
-                Some(r)
-            }
-        },
-    }
+    crate::session::first_to_end(&s.sid, c2s, s2c).await
 }
 
 #[cfg(test)]

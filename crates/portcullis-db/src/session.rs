@@ -404,6 +404,30 @@ pub async fn record_end(agent: &Agent, session: &Session, ended: Option<&Refusal
     agent.audit.send(end).await;
 }
 
+/// Runs a relay's two directions until one ends; returns why the agent ended the session, if
+/// it did (the server side returns the refusal it sent the client).
+pub async fn first_to_end(
+    sid: &str,
+    client_to_server: impl std::future::Future<Output = Result<(), String>>,
+    server_to_client: impl std::future::Future<Output = Result<(), Refusal>>,
+) -> Option<Refusal> {
+    tokio::select! {
+        r = client_to_server => {
+            if let Err(e) = r {
+                tracing::debug!(%sid, error = %e, "client side ended");
+            }
+            None
+        }
+        r = server_to_client => match r {
+            Ok(()) => None,
+            Err(r) => {
+                tracing::info!(%sid, reason = %r.message, "session ended by the agent");
+                Some(r)
+            }
+        },
+    }
+}
+
 /// Seconds since the epoch, for idle tracking.
 pub fn now_secs() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()

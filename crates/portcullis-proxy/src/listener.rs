@@ -21,7 +21,24 @@ pub const MAX_CONNECTIONS: usize = 32_768;
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Accepts connections until `shutdown` turns true.
-pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: watch::Receiver<bool>) {
+    accept_loop(listener, shutdown, "", move |tcp, addr| {
+        handle(Arc::clone(&proxy), tcp, addr)
+    })
+    .await;
+}
+
+/// Accepts connections until `shutdown` turns true, each handled by `handle` in its own task,
+/// at most [`MAX_CONNECTIONS`] at once; `what` names the port in logs.
+pub async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+    what: &'static str,
+    handle: F,
+) where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let permit = tokio::select! {
@@ -32,17 +49,18 @@ pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, mut shutdown: watch
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
+                    tracing::warn!(error = %e, port = what, "accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
             _ = shutdown.changed() => return,
         };
-        let proxy = Arc::clone(&proxy);
+        let _ = tcp.set_nodelay(true);
+        let work = handle(tcp, addr);
         tokio::spawn(async move {
             let _permit = permit;
-            handle(proxy, tcp, addr).await;
+            work.await;
         });
     }
 }
@@ -70,7 +88,6 @@ async fn read_head(tcp: &mut TcpStream) -> io::Result<(Sniffed, [u8; 8], usize)>
 }
 
 async fn handle(proxy: Arc<Proxy>, mut tcp: TcpStream, addr: SocketAddr) {
-    let _ = tcp.set_nodelay(true);
     // A client may send GSSENCRequest first (answered N) and then SSLRequest: allow one retry.
     for _ in 0..2 {
         let (kind, head, n) = match tokio::time::timeout(HELLO_TIMEOUT, read_head(&mut tcp)).await {

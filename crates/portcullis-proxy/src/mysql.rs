@@ -21,7 +21,7 @@ use bytes::BytesMut;
 use portcullis_ca::CaError;
 use portcullis_core::database::DbProtocol;
 use portcullis_core::identity::Identity;
-use portcullis_tunnel::{write_header, StreamHeader};
+use portcullis_tunnel::StreamHeader;
 use portcullis_wire::mysql::{
     self, capability::*, error_code, AuthMoreData, AuthSwitchRequest, ErrPacket, ErrorCode,
     HandshakeResponse41, HandshakeV10, PacketFramer, SslRequest,
@@ -29,9 +29,9 @@ use portcullis_wire::mysql::{
 use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
-use crate::postgres::{failure_event_for, relay, AGENT_OPEN_TIMEOUT};
+use crate::postgres::{failure_event_for, open_to_agent, relay};
 use crate::Proxy;
 
 /// ALPN for MySQL sessions on the main port (`pc proxy db`).
@@ -41,54 +41,15 @@ pub const DEFAULT_SERVER_VERSION: &str = "8.0.36-Portcullis";
 /// Time a client has for each handshake step.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What the proxy offers clients: what the agent can pass on to MySQL 5.7+ and MariaDB 10.2+
-/// (no compression, no query attributes: a server might not understand them).
-pub const OFFERED: u64 = CLIENT_LONG_PASSWORD
-    | CLIENT_FOUND_ROWS
-    | CLIENT_LONG_FLAG
-    | CLIENT_CONNECT_WITH_DB
-    | CLIENT_LOCAL_FILES
-    | CLIENT_IGNORE_SPACE
-    | CLIENT_PROTOCOL_41
-    | CLIENT_INTERACTIVE
-    | CLIENT_IGNORE_SIGPIPE
-    | CLIENT_TRANSACTIONS
-    | CLIENT_SECURE_CONNECTION
-    | CLIENT_MULTI_STATEMENTS
-    | CLIENT_MULTI_RESULTS
-    | CLIENT_PS_MULTI_RESULTS
-    | CLIENT_PLUGIN_AUTH
-    | CLIENT_CONNECT_ATTRS
-    | CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
-    | CLIENT_SESSION_TRACK
-    | CLIENT_DEPRECATE_EOF;
+/// What the proxy offers clients.
+pub const OFFERED: u64 = PROXIED;
 
 /// Accepts MySQL clients until `shutdown` turns true.
-pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
-    let slots = Arc::new(Semaphore::new(crate::listener::MAX_CONNECTIONS));
-    loop {
-        let permit = tokio::select! {
-            p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            _ = shutdown.changed() => return,
-        };
-        let (tcp, addr) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed on the MySQL port");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => return,
-        };
-        let proxy = Arc::clone(&proxy);
-        tokio::spawn(async move {
-            let _permit = permit;
-            let _ = tcp.set_nodelay(true);
-            plain(proxy, tcp, addr).await;
-        });
-    }
+pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: watch::Receiver<bool>) {
+    crate::listener::accept_loop(listener, shutdown, "mysql", move |tcp, addr| {
+        plain(Arc::clone(&proxy), tcp, addr)
+    })
+    .await;
 }
 
 /// A 20-byte scramble without NUL bytes (clients treat it as a C string).
@@ -427,38 +388,16 @@ async fn login<S>(
     }
     let agents = proxy.registry.agents_for(&route.service_name);
     let header = StreamHeader::db(&cert, addr.to_string(), sid.clone());
-    for agent in agents {
-        let opened = tokio::time::timeout(AGENT_OPEN_TIMEOUT, async {
-            let mut stream = agent.tunnel.open().await.map_err(|e| e.to_string())?;
-            write_header(&mut stream, &header)
-                .await
-                .map_err(|e| e.to_string())?;
-            stream.write_all(&packet).await.map_err(|e| e.to_string())?;
-            if !buf.is_empty() {
-                stream.write_all(&buf).await.map_err(|e| e.to_string())?;
-            }
-            stream.flush().await.map_err(|e| e.to_string())?;
-            Ok::<_, String>(stream)
-        })
-        .await;
-        match opened {
-            Ok(Ok(stream)) => {
-                tracing::debug!(%sid, user = %identity.username, db = %route.service_name, agent = %agent.host_id, "mysql session routed");
-                let lost = err(
-                    0,
-                    error_code::ER_NET_READ_ERROR,
-                    "Portcullis: the connection to the database agent was lost; reconnect",
-                );
-                relay(tls, stream, &sid, agent.tunnel.clone(), &lost).await;
-                return;
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(%sid, agent = %agent.host_id, error = %e, "agent did not take the session; trying the next")
-            }
-            Err(_) => {
-                tracing::warn!(%sid, agent = %agent.host_id, "agent did not answer in time; trying the next")
-            }
-        }
+    if let Some((stream, tunnel)) =
+        open_to_agent(agents, &header, &[&packet, &buf], &sid, &identity.username).await
+    {
+        let lost = err(
+            0,
+            error_code::ER_NET_READ_ERROR,
+            "Portcullis: the connection to the database agent was lost; reconnect",
+        );
+        relay(tls, stream, &sid, tunnel, &lost).await;
+        return;
     }
     let msg = format!(
         "Portcullis: database {:?} is not available: no agent serving it is connected (check that its database agent is running; `pc db ls` lists what is online)",

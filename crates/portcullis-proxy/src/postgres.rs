@@ -306,43 +306,24 @@ pub async fn session<S>(
         return;
     }
     let header = StreamHeader::db(&cert, addr.to_string(), sid.clone());
-    for agent in agents {
-        let opened = tokio::time::timeout(AGENT_OPEN_TIMEOUT, async {
-            let mut stream = agent.tunnel.open().await.map_err(|e| e.to_string())?;
-            write_header(&mut stream, &header)
-                .await
-                .map_err(|e| e.to_string())?;
-            stream.write_all(&first).await.map_err(|e| e.to_string())?;
-            if !pending.is_empty() {
-                stream
-                    .write_all(&pending)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            stream.flush().await.map_err(|e| e.to_string())?;
-            Ok::<_, String>(stream)
-        })
-        .await;
-        match opened {
-            Ok(Ok(stream)) => {
-                tracing::debug!(%sid, user = %identity.username, db = %route.service_name, agent = %agent.host_id, "session routed");
-                let mut lost = BytesMut::new();
-                let _ = ErrorResponse::fatal(
-                    sqlstate::CONNECTION_FAILURE,
-                    "Portcullis: the connection to the database agent was lost",
-                )
-                .hint("reconnect; if it persists, check the database agent")
-                .encode(&mut lost);
-                relay(tls, stream, &sid, agent.tunnel.clone(), &lost).await;
-                return;
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(%sid, agent = %agent.host_id, error = %e, "agent did not take the session; trying the next")
-            }
-            Err(_) => {
-                tracing::warn!(%sid, agent = %agent.host_id, "agent did not answer in time; trying the next")
-            }
-        }
+    if let Some((stream, tunnel)) = open_to_agent(
+        agents,
+        &header,
+        &[&first, &pending],
+        &sid,
+        &identity.username,
+    )
+    .await
+    {
+        let mut lost = BytesMut::new();
+        let _ = ErrorResponse::fatal(
+            sqlstate::CONNECTION_FAILURE,
+            "Portcullis: the connection to the database agent was lost",
+        )
+        .hint("reconnect; if it persists, check the database agent")
+        .encode(&mut lost);
+        relay(tls, stream, &sid, tunnel, &lost).await;
+        return;
     }
     let msg = format!(
         "Portcullis: no agent serving {:?} answered",
@@ -358,6 +339,48 @@ pub async fn session<S>(
         "try again in a moment; if it persists, check the database agent",
     )
     .await
+}
+
+/// Opens a stream to the first of `agents` that takes the session (in the order given; the
+/// registry shuffles them): the stream header, then `initial` (bytes already read from the
+/// client). Agents that fail or do not answer within [`AGENT_OPEN_TIMEOUT`] are skipped.
+pub(crate) async fn open_to_agent(
+    agents: Vec<crate::registry::AgentEntry>,
+    header: &StreamHeader,
+    initial: &[&[u8]],
+    sid: &str,
+    user: &str,
+) -> Option<(
+    portcullis_tunnel::TunnelStream,
+    portcullis_tunnel::TunnelHandle,
+)> {
+    for agent in agents {
+        let opened = tokio::time::timeout(AGENT_OPEN_TIMEOUT, async {
+            let mut stream = agent.tunnel.open().await.map_err(|e| e.to_string())?;
+            write_header(&mut stream, header)
+                .await
+                .map_err(|e| e.to_string())?;
+            for bytes in initial.iter().filter(|b| !b.is_empty()) {
+                stream.write_all(bytes).await.map_err(|e| e.to_string())?;
+            }
+            stream.flush().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(stream)
+        })
+        .await;
+        match opened {
+            Ok(Ok(stream)) => {
+                tracing::debug!(%sid, %user, agent = %agent.host_id, "session routed");
+                return Some((stream, agent.tunnel));
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(%sid, agent = %agent.host_id, error = %e, "agent did not take the session; trying the next")
+            }
+            Err(_) => {
+                tracing::warn!(%sid, agent = %agent.host_id, "agent did not answer in time; trying the next")
+            }
+        }
+    }
+    None
 }
 
 /// Relays a session between the client and an agent's tunnel stream. If the tunnel fails

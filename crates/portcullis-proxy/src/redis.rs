@@ -13,12 +13,12 @@ use bytes::BytesMut;
 use portcullis_ca::CaError;
 use portcullis_core::database::DbProtocol;
 use portcullis_core::identity::Identity;
-use portcullis_tunnel::{write_header, StreamHeader};
+use portcullis_tunnel::StreamHeader;
 use portcullis_wire::resp;
 use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::postgres::{failure_event_for, relay, AGENT_OPEN_TIMEOUT};
+use crate::postgres::{failure_event_for, open_to_agent, relay};
 use crate::Proxy;
 
 /// How long a refused client's first command is awaited before the error is sent.
@@ -131,33 +131,15 @@ pub async fn session<S>(
     }
     let agents = proxy.registry.agents_for(&route.service_name);
     let header = StreamHeader::db(&cert, addr.to_string(), sid.clone());
-    for agent in agents {
-        let opened = tokio::time::timeout(AGENT_OPEN_TIMEOUT, async {
-            let mut stream = agent.tunnel.open().await.map_err(|e| e.to_string())?;
-            write_header(&mut stream, &header)
-                .await
-                .map_err(|e| e.to_string())?;
-            stream.flush().await.map_err(|e| e.to_string())?;
-            Ok::<_, String>(stream)
-        })
-        .await;
-        match opened {
-            Ok(Ok(stream)) => {
-                tracing::debug!(%sid, user = %identity.username, db = %route.service_name, agent = %agent.host_id, "redis session routed");
-                let lost = resp::error_reply(
-                    "ERR",
-                    "Portcullis: the connection to the database agent was lost; reconnect",
-                );
-                relay(tls, stream, &sid, agent.tunnel.clone(), &lost).await;
-                return;
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(%sid, agent = %agent.host_id, error = %e, "agent did not take the session; trying the next")
-            }
-            Err(_) => {
-                tracing::warn!(%sid, agent = %agent.host_id, "agent did not answer in time; trying the next")
-            }
-        }
+    if let Some((stream, tunnel)) =
+        open_to_agent(agents, &header, &[], &sid, &identity.username).await
+    {
+        let lost = resp::error_reply(
+            "ERR",
+            "Portcullis: the connection to the database agent was lost; reconnect",
+        );
+        relay(tls, stream, &sid, tunnel, &lost).await;
+        return;
     }
     let msg = format!(
         "Portcullis: database {:?} is not available: no agent serving it is connected (check that its database agent is running; `pc db ls` lists what is online)",

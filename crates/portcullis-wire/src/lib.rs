@@ -28,5 +28,7 @@ pub mod mysql;
 pub mod postgres;
 pub mod resp;
 pub mod sniff;
+mod wire_string;
 
 pub use error::WireError;
+pub use wire_string::WireString;

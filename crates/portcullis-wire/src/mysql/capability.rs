@@ -127,3 +127,26 @@ pub(crate) fn check_extended(flags: u64, message: &'static str) -> Result<(), cr
     }
     Ok(())
 }
+
+/// What Portcullis offers MySQL clients and lets through to databases: everything MySQL 5.7+
+/// and MariaDB 10.2+ understand that the agent can relay and audit. Never compression or query
+/// attributes (a server might not understand them); `CLIENT_SSL` is added where TLS is offered.
+pub const PROXIED: u64 = CLIENT_LONG_PASSWORD
+    | CLIENT_FOUND_ROWS
+    | CLIENT_LONG_FLAG
+    | CLIENT_CONNECT_WITH_DB
+    | CLIENT_LOCAL_FILES
+    | CLIENT_IGNORE_SPACE
+    | CLIENT_PROTOCOL_41
+    | CLIENT_INTERACTIVE
+    | CLIENT_IGNORE_SIGPIPE
+    | CLIENT_TRANSACTIONS
+    | CLIENT_SECURE_CONNECTION
+    | CLIENT_MULTI_STATEMENTS
+    | CLIENT_MULTI_RESULTS
+    | CLIENT_PS_MULTI_RESULTS
+    | CLIENT_PLUGIN_AUTH
+    | CLIENT_CONNECT_ATTRS
+    | CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
+    | CLIENT_SESSION_TRACK
+    | CLIENT_DEPRECATE_EOF;
