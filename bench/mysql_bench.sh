@@ -54,9 +54,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-step() { echo "== $*" >&2; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
 hz=$(getconf CLK_TCK)
 
 db_port=$(free_port)
@@ -75,27 +74,7 @@ $db_entry"
 else
   db_section="db_service: { enabled: false }"
 fi
-cat >"$dir/cluster.yaml" <<EOF
-version: v1
-cluster_name: bench
-data_dir: $dir/cluster
-log: { level: warn, format: text }
-auth_service:
-  enabled: true
-  listen_addr: 127.0.0.1:0
-  authentication: { second_factor: 'off' }
-proxy_service: { enabled: true, listen_addr: '127.0.0.1:0', mysql_listen_addr: '127.0.0.1:0' }
-$db_section
-EOF
-"$bin/portcullis" start -c "$dir/cluster.yaml" </dev/null >"$dir/cluster.log" 2>&1 &
-cluster_pid=$!
-for _ in $(seq 200); do
-  [ -s "$dir/cluster/admin/mysql_addr" ] && [ -f "$dir/cluster/admin/identity.pem" ] && break
-  kill -0 "$cluster_pid" 2>/dev/null || die "the cluster exited during start-up"
-  sleep 0.1
-done
-proxy_addr=$(cat "$dir/cluster/admin/proxy_addr")
-pcctl() { "$bin/pcctl" -d "$dir/cluster" "$@"; }
+start_cluster "$db_section"
 
 step "MariaDB with TLS from the db CA"
 pcctl auth sign --format=db --host=127.0.0.1,localhost --out="$dir/certs/server" >/dev/null
@@ -121,38 +100,11 @@ if [ "$TOPOLOGY" = single ]; then
   agent_pid=$!
 else
   step "agent"
-  token_json=$(pcctl tokens add --type=db --format=json)
-  token=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])' <<<"$token_json")
-  pin=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["ca_pin"])' <<<"$token_json")
-  cat >"$dir/agent/agent.yaml" <<EOF
-version: v1
-cluster_name: bench
-data_dir: $dir/agent/data
-log: { level: warn, format: text }
-auth_service: { enabled: false }
-db_service:
-  enabled: true
-  proxy_addr: '$proxy_addr'
-  join_token: '$token'
-  ca_pin: '$pin'
-  databases:
-$db_entry
-EOF
-  "$bin/portcullis" start -c "$dir/agent/agent.yaml" </dev/null >"$dir/agent/agent.log" 2>&1 &
-  agent_pid=$!
+  start_agent "$db_entry"
 fi
 
 step "user and pc db login"
-printf 'bench-password-0123' | pcctl users add benchuser --roles=access --db-users=bench --db-names=sbtest --password-stdin >/dev/null
-export HOME="$dir/home" PORTCULLIS_HOME="$dir/home/.portcullis"
-printf 'bench-password-0123' | "$bin/pc" login --proxy="$proxy_addr" --user=benchuser --password-stdin --insecure >/dev/null
-ok=""
-for _ in $(seq 100); do
-  kill -0 "$agent_pid" 2>/dev/null || die "the agent exited"
-  if "$bin/pc" db ls 2>/dev/null | grep -q shop; then ok=1; break; fi
-  sleep 0.2
-done
-[ -n "$ok" ] || die "shop never appeared in pc db ls"
+login_user shop --roles=access --db-users=bench --db-names=sbtest
 "$bin/pc" db login shop --db-user=bench --db-name=sbtest >/dev/null
 cfg=$("$bin/pc" db config shop --format=json)
 field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$cfg" "$1"; }

@@ -522,7 +522,7 @@ impl PgStack {
         what: &str,
         pred: impl Fn(&serde_json::Value) -> bool,
     ) -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(e) = self.events().into_iter().find(|e| pred(e)) {
                 return e;

@@ -36,8 +36,8 @@ use tokio::net::TcpStream;
 
 use crate::query_text::{query_field, AuditedQuery};
 use crate::session::{
-    audit_refusal, authorize, must_end, record_end, record_start_failure, refusal,
-    start_failure_event, Activity, Asked, Refusal, RefusalKind, Session,
+    admit, audit_refusal, must_end, record_end, record_start_failure, refusal, Activity, Asked,
+    Refusal, RefusalKind, Session,
 };
 use crate::Agent;
 
@@ -154,29 +154,10 @@ pub async fn session<S>(
         db_user: Some(&username),
         db_name: database.as_deref(),
     };
-    let session = match authorize(&agent, &cert, asked, &sid, &client_addr) {
+    let session = match admit(&agent, &cert, asked, &sid, &client_addr).await {
         Ok(s) => s,
-        Err(denied) => {
-            let (identity, r) = *denied;
-            let e = start_failure_event(
-                &agent,
-                DbProtocol::Mysql,
-                identity,
-                &sid,
-                &client_addr,
-                &r.message,
-            );
-            agent.audit.send(e).await;
-            send_refusal(&mut client, reply_seq, &r).await;
-            return;
-        }
+        Err(r) => return send_refusal(&mut client, reply_seq, &r).await,
     };
-    if !agent.audit.admit_session() {
-        let r = audit_refusal();
-        record_start_failure(&agent, &session, &r).await;
-        send_refusal(&mut client, reply_seq, &r).await;
-        return;
-    }
     let options = agent
         .databases
         .get(&session.spec.name)

@@ -28,8 +28,8 @@ use tokio::net::TcpStream;
 
 use crate::query_text::{query_field, AuditedQuery};
 use crate::session::{
-    audit_refusal, authorize, must_end, record_end, record_start_failure, refusal,
-    start_failure_event, Activity, Asked, Refusal, RefusalKind, Session,
+    admit, audit_refusal, must_end, record_end, record_start_failure, refusal, Activity, Asked,
+    Refusal, RefusalKind, Session,
 };
 use crate::spec::DbSpec;
 use crate::Agent;
@@ -225,29 +225,10 @@ pub async fn session<S>(
                 .unwrap_or(startup.user().unwrap_or_default()),
         ),
     };
-    let session = match authorize(&agent, &cert, asked, &sid, &client_addr) {
+    let session = match admit(&agent, &cert, asked, &sid, &client_addr).await {
         Ok(s) => s,
-        Err(denied) => {
-            let (identity, r) = *denied;
-            let e = start_failure_event(
-                &agent,
-                DbProtocol::Postgres,
-                identity,
-                &sid,
-                &client_addr,
-                &r.message,
-            );
-            agent.audit.send(e).await;
-            send_fatal(&mut client, &r).await;
-            return;
-        }
+        Err(r) => return send_fatal(&mut client, &r).await,
     };
-    if !agent.audit.admit_session() {
-        // Fail closed: no session that could not be audited.
-        let r = audit_refusal();
-        refuse_started(&agent, &session, &mut client, &r).await;
-        return;
-    }
     let started = tokio::time::timeout(
         CONNECT_TIMEOUT,
         start_server(&agent, &session, &startup, &mut client),

@@ -28,8 +28,8 @@ use tokio::sync::{Mutex, Notify};
 
 use crate::query_text::{query_field, AuditedQuery};
 use crate::session::{
-    audit_refusal, authorize, must_end, record_end, record_start_failure, refusal,
-    start_failure_event, Activity, Asked, Refusal, RefusalKind, Session,
+    admit, audit_refusal, must_end, record_end, record_start_failure, refusal, Activity, Asked,
+    Refusal, RefusalKind, Session,
 };
 use crate::spec::DbSpec;
 use crate::Agent;
@@ -83,29 +83,10 @@ pub async fn session<S>(
         db_user: None,
         db_name: None,
     };
-    let session = match authorize(&agent, &cert, asked, &sid, &client_addr) {
+    let session = match admit(&agent, &cert, asked, &sid, &client_addr).await {
         Ok(s) => s,
-        Err(denied) => {
-            let (identity, r) = *denied;
-            let e = start_failure_event(
-                &agent,
-                DbProtocol::Redis,
-                identity,
-                &sid,
-                &client_addr,
-                &r.message,
-            );
-            agent.audit.send(e).await;
-            refuse(&mut client, &r).await;
-            return;
-        }
+        Err(r) => return refuse(&mut client, &r).await,
     };
-    if !agent.audit.admit_session() {
-        let r = audit_refusal();
-        record_start_failure(&agent, &session, &r).await;
-        refuse(&mut client, &r).await;
-        return;
-    }
     let password = match password_for(&session.spec, &session.db_user) {
         Ok(p) => p,
         Err(r) => {

@@ -347,6 +347,40 @@ impl Session {
     }
 }
 
+/// [`authorize`], then the audit spool's admission (fail closed when it is full), recording
+/// the `db.session.start` failure event of a refusal; the caller sends the refusal in its
+/// protocol.
+pub async fn admit(
+    agent: &Agent,
+    cert: &[u8],
+    asked: Asked<'_>,
+    sid: &str,
+    client_addr: &str,
+) -> Result<Session, Refusal> {
+    let session = match authorize(agent, cert, asked, sid, client_addr) {
+        Ok(s) => s,
+        Err(denied) => {
+            let (identity, r) = *denied;
+            let e = start_failure_event(
+                agent,
+                asked.protocol,
+                identity,
+                sid,
+                client_addr,
+                &r.message,
+            );
+            agent.audit.send(e).await;
+            return Err(r);
+        }
+    };
+    if !agent.audit.admit_session() {
+        let r = audit_refusal();
+        record_start_failure(agent, &session, &r).await;
+        return Err(r);
+    }
+    Ok(session)
+}
+
 /// The `db.session.start` failure event for a session refused before it was authorised.
 pub fn start_failure_event(
     agent: &Agent,
