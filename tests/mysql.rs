@@ -570,3 +570,130 @@ fn mysql_on_a_single_node_and_through_pc_proxy() {
         e["event"] == "db.session.query" && e["db_query"] == "select count(*) from items"
     });
 }
+
+/// A MySQL client by hand, over TLS with the user's certificate: the commands no driver
+/// sends (replication, COM_MULTI, malformed ones) are refused with ERR 1047 and audited, and
+/// the session goes on.
+#[test]
+fn commands_the_audit_cannot_read_are_refused() {
+    use bytes::BytesMut;
+    use portcullis_wire::mysql::{
+        capability::*, HandshakeResponse41, PacketFramer, Sequence, SslRequest,
+    };
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stack = mysql_stack();
+    let c = my_conn(&stack, "my1");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut tcp = tokio::net::TcpStream::connect((c.host.as_str(), c.port))
+            .await
+            .unwrap();
+        let framer = PacketFramer::handshake();
+        let mut buf = BytesMut::new();
+        let greeting = loop {
+            if let Some(p) = framer.split_logical(&mut buf).unwrap() {
+                break p;
+            }
+            tcp.read_buf(&mut buf).await.unwrap();
+        };
+        assert_eq!(greeting.payload[0], 10);
+        let caps = CLIENT_PROTOCOL_41
+            | CLIENT_SECURE_CONNECTION
+            | CLIENT_PLUGIN_AUTH
+            | CLIENT_SSL
+            | CLIENT_CONNECT_WITH_DB
+            | CLIENT_DEPRECATE_EOF;
+        let mut payload = BytesMut::new();
+        SslRequest {
+            capabilities: caps,
+            max_packet_size: 1 << 24,
+            charset: 45,
+        }
+        .encode(&mut payload)
+        .unwrap();
+        let mut out = BytesMut::new();
+        Sequence::starting_at(1).write(&mut out, &payload);
+        tcp.write_all(&out).await.unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in CertificateDer::pem_file_iter(&c.ca).unwrap() {
+            roots.add(ca.unwrap()).unwrap();
+        }
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&c.cert)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let key = PrivateKeyDer::from_pem_file(&c.key).unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .unwrap();
+        let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+            .connect(ServerName::try_from(c.host.clone()).unwrap(), tcp)
+            .await
+            .unwrap();
+        let mut login = HandshakeResponse41::new("app", caps);
+        login.database = Some("shop".into());
+        login.auth_plugin_name = Some("mysql_native_password".into());
+        let mut payload = BytesMut::new();
+        login.encode(&mut payload).unwrap();
+        let mut out = BytesMut::new();
+        Sequence::starting_at(2).write(&mut out, &payload);
+        tls.write_all(&out).await.unwrap();
+        let mut buf = BytesMut::new();
+        let ok = loop {
+            if let Some(p) = PacketFramer::new().split_logical(&mut buf).unwrap() {
+                break p;
+            }
+            assert!(tls.read_buf(&mut buf).await.unwrap() > 0, "closed");
+        };
+        assert_eq!(ok.payload[0], 0, "login OK");
+        for (what, command) in [
+            ("COM_BINLOG_DUMP", vec![0x12, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            ("COM_MULTI", vec![0xfe, 1, 2, 3]),
+            ("truncated COM_STMT_CLOSE", vec![0x19, 1]),
+        ] {
+            let mut out = BytesMut::new();
+            Sequence::new().write(&mut out, &command);
+            tls.write_all(&out).await.unwrap();
+            let mut rbuf = BytesMut::new();
+            let reply = loop {
+                if let Some(p) = PacketFramer::new().split_logical(&mut rbuf).unwrap() {
+                    break p;
+                }
+                assert!(tls.read_buf(&mut rbuf).await.unwrap() > 0, "{what}: closed");
+            };
+            assert_eq!(reply.payload[0], 0xff, "{what}: not an ERR");
+            let code = u16::from_le_bytes([reply.payload[1], reply.payload[2]]);
+            assert_eq!(
+                code,
+                1047,
+                "{what}: {:?}",
+                String::from_utf8_lossy(&reply.payload)
+            );
+        }
+        // The session goes on.
+        let mut out = BytesMut::new();
+        Sequence::new().write(&mut out, b"\x03select 42");
+        tls.write_all(&out).await.unwrap();
+        let mut rbuf = BytesMut::new();
+        let first = loop {
+            if let Some(p) = PacketFramer::new().split_logical(&mut rbuf).unwrap() {
+                break p;
+            }
+            assert!(tls.read_buf(&mut rbuf).await.unwrap() > 0, "closed");
+        };
+        assert_eq!(first.payload.as_ref(), &[1], "a one-column result set");
+    });
+    stack.wait_for_event("refused replication command", |e| {
+        e["event"] == "db.session.query.failed" && e["db_query"] == "COM_BINLOG_DUMP"
+    });
+}

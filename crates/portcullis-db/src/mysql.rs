@@ -534,6 +534,20 @@ fn judge(
         Command::Debug => events.push(event(EventKind::MysqlDebug, base)),
         Command::Other(0x08) => events.push(event(EventKind::MysqlShutDown, base)),
         Command::Other(0x07) => events.push(event(EventKind::MysqlRefresh, base)),
+        Command::Other(code) => {
+            // Replication, COM_MULTI, COM_STMT_BULK_EXECUTE…: commands whose contents the
+            // agent does not decode would run unaudited; refused.
+            let r = refusal(
+                RefusalKind::Protocol,
+                format!(
+                    "Portcullis: {} is not supported through Portcullis",
+                    mysql::command_name(*code)
+                ),
+                "",
+            );
+            events.push(failed(base, mysql::command_name(*code).to_owned(), &r));
+            return Verdict::Refuse(r);
+        }
         Command::Quit => return Verdict::Quit,
         Command::ResetConnection => {
             ex.texts.clear();
@@ -644,20 +658,41 @@ where
                         };
                         match Command::decode(packet.payload.clone(), caps, &ex.statements) {
                             Ok(cmd) => judge(agent, s, &mut base, &mut ex, &cmd, &mut events),
-                            Err(e) => {
-                                // Undecodable (a statement the agent never saw prepared, a
-                                // malformed packet): recorded, and the database decides.
-                                let code = packet.payload.first().copied().unwrap_or(0);
+                            Err(portcullis_wire::WireError::UnknownStatement { statement_id }) => {
+                                // A statement the agent never saw prepared: the database
+                                // answers "unknown statement"; recorded as such.
                                 let mut ev =
                                     Event::new(EventKind::DbSessionQuery, &s.identity.cluster_name)
                                         .with_fragment(&base);
                                 ev.set(
                                     "db_query",
-                                    format!("{} (not decoded: {e})", mysql::command_name(code)),
+                                    format!("COM_STMT_EXECUTE of unknown statement {statement_id}"),
                                 );
                                 ev.set("db_query_parameters", Vec::<String>::new());
                                 events.push(ev);
                                 Verdict::Forward
+                            }
+                            Err(e) => {
+                                // What the audit log cannot read does not reach the database.
+                                let code = packet.payload.first().copied().unwrap_or(0);
+                                let r = refusal(
+                                    RefusalKind::Protocol,
+                                    format!(
+                                        "Portcullis: {} could not be read and was not run: {e}",
+                                        mysql::command_name(code)
+                                    ),
+                                    "",
+                                );
+                                let mut ev = Event::new(
+                                    EventKind::DbSessionQueryFailed,
+                                    &s.identity.cluster_name,
+                                )
+                                .with_fragment(&base);
+                                ev.set("db_query", mysql::command_name(code));
+                                ev.set("db_query_parameters", Vec::<String>::new());
+                                ev.set("error", r.message.clone());
+                                events.push(ev);
+                                Verdict::Refuse(r)
                             }
                         }
                     };
@@ -683,8 +718,12 @@ where
                         }
                         Verdict::Refuse(r) => {
                             // Commands are not pipelined: the client waits for this answer.
+                            let code = match r.kind {
+                                RefusalKind::Protocol => error_code::ER_UNKNOWN_COM_ERROR,
+                                kind => error_code_of(kind),
+                            };
                             let mut w = client_w.lock().await;
-                            w.write_all(&err_packet(1, error_code_of(r.kind), &r.one_line()))
+                            w.write_all(&err_packet(1, code, &r.one_line()))
                                 .await
                                 .map_err(|e| e.to_string())?;
                             w.flush().await.map_err(|e| e.to_string())?;
