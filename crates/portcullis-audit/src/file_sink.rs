@@ -130,6 +130,9 @@ impl FileSink {
                 last_sync: Instant::now(),
                 dirty: false,
             });
+            if let Err(e) = self.prune(OffsetDateTime::now_utc().date()) {
+                tracing::warn!(error = %e, dir = %self.inner.dir.display(), "audit retention: could not delete old day files");
+            }
         }
         if let Some(cur) = guard.as_mut() {
             cur.file.write_all(buf)?;
@@ -165,6 +168,29 @@ impl FileSink {
             }
         }
         Ok(())
+    }
+
+    /// Deletes the day files older than the retention (none without one), as of `today`;
+    /// returns how many it deleted. Runs when the sink opens and at each new day.
+    pub fn prune(&self, today: Date) -> std::io::Result<usize> {
+        let Some(keep) = self.inner.options.retention else {
+            return Ok(0);
+        };
+        let keep_days = i64::try_from(keep.as_secs().div_ceil(86_400)).unwrap_or(i64::MAX);
+        let Some(oldest_kept) =
+            today.checked_sub(time::Duration::days(keep_days.saturating_sub(1)))
+        else {
+            return Ok(0);
+        };
+        let mut deleted = 0;
+        for (day, path) in self.days()? {
+            if day < oldest_kept {
+                fs::remove_file(&path)?;
+                deleted += 1;
+                tracing::info!(file = %path.display(), "audit retention: deleted a day file past the retention");
+            }
+        }
+        Ok(deleted)
     }
 
     /// The day files present, oldest first.
@@ -352,6 +378,34 @@ impl Sink for FileSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retention_deletes_only_day_files_past_it() {
+        let d = tempfile::tempdir().unwrap();
+        let today = time::macros::date!(2026 - 11 - 21);
+        for day in ["2026-11-01", "2026-11-18", "2026-11-19", "2026-11-21"] {
+            fs::write(d.path().join(format!("{day}.log")), "{}\n").unwrap();
+        }
+        fs::write(d.path().join("notes.txt"), "not a day file").unwrap();
+        let keep_all = FileSink::new(d.path()).unwrap();
+        assert_eq!(keep_all.prune(today).unwrap(), 0);
+        let sink = FileSink::with_options(
+            d.path(),
+            SinkOptions {
+                retention: Some(std::time::Duration::from_secs(3 * 86_400)),
+                ..SinkOptions::default()
+            },
+        )
+        .unwrap();
+        // Three days kept: the 19th, 20th and 21st.
+        assert_eq!(sink.prune(today).unwrap(), 2);
+        let mut left: Vec<String> = fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["2026-11-19.log", "2026-11-21.log", "notes.txt"]);
+    }
 
     #[test]
     fn writes_lines_and_links_current() {

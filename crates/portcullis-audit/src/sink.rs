@@ -42,6 +42,9 @@ pub struct SinkOptions {
     pub fsync: FsyncPolicy,
     /// With [`FsyncPolicy::Interval`], how often.
     pub fsync_interval: Duration,
+    /// File sinks delete day files older than this (whole UTC days, counted back from today);
+    /// `None` keeps everything.
+    pub retention: Option<Duration>,
 }
 
 impl Default for SinkOptions {
@@ -49,6 +52,7 @@ impl Default for SinkOptions {
         Self {
             fsync: FsyncPolicy::EveryBatch,
             fsync_interval: Duration::from_secs(1),
+            retention: None,
         }
     }
 }

@@ -192,6 +192,7 @@ impl AuditLog {
         let options = SinkOptions {
             fsync: config.fsync,
             fsync_interval: config.fsync_interval.0,
+            retention: Some(config.retention.0).filter(|r| !r.is_zero()),
         };
         let mut sinks = Vec::new();
         if config.sinks.is_empty() {

@@ -36,6 +36,9 @@ pub struct AuditConfig {
     pub fsync: portcullis_audit::FsyncPolicy,
     /// With `fsync: interval`, how often.
     pub fsync_interval: Duration,
+    /// File sinks delete day files older than this (e.g. `8760h` for a year); `0s` keeps
+    /// everything. PostgreSQL sinks keep everything: prune those tables with a database job.
+    pub retention: Duration,
 }
 
 impl Default for AuditConfig {
@@ -44,6 +47,7 @@ impl Default for AuditConfig {
             sinks: Vec::new(),
             fsync: portcullis_audit::FsyncPolicy::EveryBatch,
             fsync_interval: Duration(std::time::Duration::from_secs(1)),
+            retention: Duration(std::time::Duration::ZERO),
         }
     }
 }
@@ -194,6 +198,14 @@ impl AuthServiceConfig {
             problems.push((
                 "auth_service.audit.fsync_interval".into(),
                 "must be more than 0 (default 1s)".into(),
+            ));
+        }
+        let r = self.audit.retention.0;
+        if !r.is_zero() && r < std::time::Duration::from_secs(86_400) {
+            problems.push((
+                "auth_service.audit.retention".into(),
+                "must be at least 24h (files hold one UTC day each), or 0s to keep everything"
+                    .into(),
             ));
         }
         problems

@@ -61,6 +61,8 @@ auth_service:
     fsync: every_batch
     # With fsync: interval, how often (a crash may lose up to this much).
     fsync_interval: 1s
+    # File sinks delete day files older than this, e.g. 8760h (a year); 0s keeps everything.
+    retention: 0s
 
 proxy_service:
   # The public endpoint for users and agents (runs in the same process as auth in this version).
