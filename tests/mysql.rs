@@ -580,8 +580,7 @@ fn commands_the_audit_cannot_read_are_refused() {
     use portcullis_wire::mysql::{
         capability::*, HandshakeResponse41, PacketFramer, Sequence, SslRequest,
     };
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use rustls_pki_types::ServerName;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let stack = mysql_stack();
     let c = my_conn(&stack, "my1");
@@ -619,23 +618,7 @@ fn commands_the_audit_cannot_read_are_refused() {
         let mut out = BytesMut::new();
         Sequence::starting_at(1).write(&mut out, &payload);
         tcp.write_all(&out).await.unwrap();
-        let mut roots = rustls::RootCertStore::empty();
-        for ca in CertificateDer::pem_file_iter(&c.ca).unwrap() {
-            roots.add(ca.unwrap()).unwrap();
-        }
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&c.cert)
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        let key = PrivateKeyDer::from_pem_file(&c.key).unwrap();
-        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(certs, key)
-        .unwrap();
+        let config = common::pg::tls_client_config(&c.ca, &c.cert, &c.key);
         let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
             .connect(ServerName::try_from(c.host.clone()).unwrap(), tcp)
             .await

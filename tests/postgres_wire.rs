@@ -16,8 +16,7 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use common::assert_success;
@@ -193,23 +192,8 @@ async fn read_message<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> (u8, Vec<u8
 fn direct_tls_with_alpn() {
     let stack = stack_with_alice();
     let svc = stack.service_params("pg1");
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in CertificateDer::pem_file_iter(&svc["sslrootcert"]).unwrap() {
-        roots.add(ca.unwrap()).unwrap();
-    }
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&svc["sslcert"])
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let key = PrivateKeyDer::from_pem_file(&svc["sslkey"]).unwrap();
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_client_auth_cert(certs, key)
-    .unwrap();
+    let mut config =
+        common::pg::tls_client_config(&svc["sslrootcert"], &svc["sslcert"], &svc["sslkey"]);
     config.alpn_protocols = vec![b"postgresql".to_vec()];
     let server_name = ServerName::try_from(svc["host"].clone()).unwrap();
     let addr = stack.proxy_addr.clone();

@@ -462,25 +462,8 @@ fn redis_refusals_reach_the_client_and_the_audit_log() {
 
 /// A TLS connection to the proxy with the user's certificate.
 async fn tls_to_proxy(c: &RedisConn) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in CertificateDer::pem_file_iter(&c.ca).unwrap() {
-        roots.add(ca.unwrap()).unwrap();
-    }
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&c.cert)
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let key = PrivateKeyDer::from_pem_file(&c.key).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_client_auth_cert(certs, key)
-    .unwrap();
+    use rustls_pki_types::ServerName;
+    let config = common::pg::tls_client_config(&c.ca, &c.cert, &c.key);
     let tcp = tokio::net::TcpStream::connect((c.host.as_str(), c.port))
         .await
         .unwrap();

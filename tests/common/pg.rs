@@ -705,6 +705,34 @@ fn db_server_tls(cluster: &Cluster) -> ServerTls {
     }
 }
 
+/// A TLS 1.3 client configuration trusting `ca` and presenting `cert`/`key` (PEM files, as
+/// `pc db login` writes them), for tests that speak a protocol by hand.
+pub fn tls_client_config(
+    ca: impl AsRef<Path>,
+    cert: impl AsRef<Path>,
+    key: impl AsRef<Path>,
+) -> rustls::ClientConfig {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca.as_ref()).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert.as_ref())
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(key.as_ref()).unwrap();
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_client_auth_cert(certs, key)
+    .unwrap()
+}
+
 /// Runs a command with `input` on stdin, bounded in time.
 pub fn run_with_stdin(cmd: &mut Command, input: &str) -> Output {
     let mut child = cmd

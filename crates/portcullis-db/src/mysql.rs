@@ -440,9 +440,9 @@ fn judge(
     };
     match command {
         Command::Query(q) => {
-            let sql = q.query.to_string_lossy();
-            for db in mysql::use_statements(&sql) {
-                if let Err(r) = s.check_db_name(agent, &db) {
+            let uses = mysql::use_statements(&q.query.to_string_lossy());
+            for db in &uses {
+                if let Err(r) = s.check_db_name(agent, db) {
                     events.push(failed(base, audited(&q.query, max).text, &r));
                     return Verdict::Refuse(r);
                 }
@@ -451,8 +451,8 @@ fn judge(
             query_field(&mut e, "db_query", &audited(&q.query, max));
             e.set("db_query_parameters", Vec::<String>::new());
             events.push(e);
-            if let Some(db) = mysql::use_statements(&sql).last() {
-                *base = session_base(agent, s, Some(db));
+            if let Some(db) = uses.last() {
+                *base = s.base_fields(agent, Some(db));
             }
         }
         Command::InitDb(i) => {
@@ -462,7 +462,7 @@ fn judge(
                 return Verdict::Refuse(r);
             }
             events.push(event(EventKind::MysqlInitDb, base).with("schema_name", &db));
-            *base = session_base(agent, s, Some(&db));
+            *base = s.base_fields(agent, Some(&db));
         }
         Command::ChangeUser(c) => {
             let r = refusal(
@@ -571,23 +571,6 @@ fn param_display(v: &mysql::BinaryValue) -> String {
         }
         other => other.to_string(),
     }
-}
-
-/// The session's event fields with `db_name` set to `db`.
-fn session_base(agent: &Agent, s: &Session, db: Option<&str>) -> Fragment {
-    let mut base = Fragment::new()
-        .with("user", &s.identity.username)
-        .with("sid", &s.sid)
-        .with("db_service", &s.spec.name)
-        .with("db_protocol", s.protocol.as_str())
-        .with("db_uri", &s.spec.uri)
-        .with("db_user", &s.db_user);
-    if let Some(n) = db {
-        base = base.with("db_name", n);
-    }
-    base.with("db_roles", &s.identity.roles)
-        .with("server_id", &agent.identity.host.host_id)
-        .with("addr.remote", &s.client_addr)
 }
 
 /// Relays until either side ends or the session must end; returns why, if the agent ended it.
@@ -809,9 +792,6 @@ fn watch_prepare(exchange: &Mutex<Exchange>, payload: &[u8]) {
         Ok(g) => g,
         Err(p) => p.into_inner(),
     };
-    if ex.preparing.is_none() {
-        return;
-    }
     let Some(sql) = ex.preparing.take() else {
         return;
     };

@@ -239,6 +239,15 @@ async fn connect(
 /// Arguments whose values are secrets, as positions or markers.
 fn masked_args(args: &[Bytes]) -> Vec<bool> {
     let mut mask = vec![false; args.len()];
+    // Only the few commands below carry secrets; the others are not uppercased at all.
+    let secret_bearing = ["AUTH", "HELLO", "MIGRATE", "ACL", "CONFIG"];
+    if !args.first().is_some_and(|a| {
+        secret_bearing
+            .iter()
+            .any(|c| a.eq_ignore_ascii_case(c.as_bytes()))
+    }) {
+        return mask;
+    }
     let name = |i: usize| args.get(i).map(|a| a.to_ascii_uppercase());
     let set = |m: &mut Vec<bool>, i: usize| {
         if let Some(x) = m.get_mut(i) {
@@ -367,51 +376,48 @@ fn not_allowed(s: &Session, user: &[u8]) -> Vec<u8> {
 
 /// Decides what to do with `args` (AUTH and HELLO … AUTH are checked against the route).
 fn action(s: &Session, args: &[Bytes], password: Option<&str>) -> Action {
-    let Some(name) = args.first().map(|a| a.to_ascii_uppercase()) else {
+    let Some(name) = args.first() else {
         return Action::Forward;
     };
-    match name.as_slice() {
-        b"AUTH" => {
-            let Some(user) = auth_user(args) else {
-                return Action::Forward; // Redis answers the arity error itself.
-            };
-            if user != s.db_user.as_bytes() {
-                return Action::Answer(not_allowed(s, user));
-            }
-            match password {
-                Some(p) => Action::Rewrite(resp::encode_command(&[
-                    b"AUTH",
-                    s.db_user.as_bytes(),
-                    p.as_bytes(),
-                ])),
-                None => Action::Answer(b"+OK\r\n".to_vec()),
-            }
+    if name.eq_ignore_ascii_case(b"AUTH") {
+        let Some(user) = auth_user(args) else {
+            return Action::Forward; // Redis answers the arity error itself.
+        };
+        if user != s.db_user.as_bytes() {
+            return Action::Answer(not_allowed(s, user));
         }
-        b"HELLO" => {
-            let upper: Vec<Vec<u8>> = args.iter().map(|a| a.to_ascii_uppercase()).collect();
-            let Some(at) = upper.iter().position(|a| a.as_slice() == b"AUTH") else {
-                return Action::Forward;
-            };
-            let Some(user) = args.get(at + 1) else {
-                return Action::Forward;
-            };
-            if user.as_ref() != s.db_user.as_bytes() {
-                return Action::Answer(not_allowed(s, user));
-            }
-            let mut out: Vec<&[u8]> = Vec::with_capacity(args.len());
-            for (i, a) in args.iter().enumerate() {
-                if i == at {
-                    if let Some(p) = password {
-                        out.extend([b"AUTH".as_slice(), s.db_user.as_bytes(), p.as_bytes()]);
-                    }
-                } else if i != at + 1 && i != at + 2 {
-                    out.push(a.as_ref());
-                }
-            }
-            Action::Rewrite(resp::encode_command(&out))
-        }
-        _ => Action::Forward,
+        return match password {
+            Some(p) => Action::Rewrite(resp::encode_command(&[
+                b"AUTH",
+                s.db_user.as_bytes(),
+                p.as_bytes(),
+            ])),
+            None => Action::Answer(b"+OK\r\n".to_vec()),
+        };
     }
+    if name.eq_ignore_ascii_case(b"HELLO") {
+        let Some(at) = args.iter().position(|a| a.eq_ignore_ascii_case(b"AUTH")) else {
+            return Action::Forward;
+        };
+        let Some(user) = args.get(at + 1) else {
+            return Action::Forward;
+        };
+        if user.as_ref() != s.db_user.as_bytes() {
+            return Action::Answer(not_allowed(s, user));
+        }
+        let mut out: Vec<&[u8]> = Vec::with_capacity(args.len());
+        for (i, a) in args.iter().enumerate() {
+            if i == at {
+                if let Some(p) = password {
+                    out.extend([b"AUTH".as_slice(), s.db_user.as_bytes(), p.as_bytes()]);
+                }
+            } else if i != at + 1 && i != at + 2 {
+                out.push(a.as_ref());
+            }
+        }
+        return Action::Rewrite(resp::encode_command(&out));
+    }
+    Action::Forward
 }
 
 /// Replies the server owes the client, to put local answers in order.

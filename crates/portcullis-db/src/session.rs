@@ -117,6 +117,12 @@ impl Session {
 
     /// Recomputes the shared event fields (after `db_name` changed).
     pub fn set_base_fields(&mut self, agent: &Agent) {
+        self.base = self.base_fields(agent, self.db_name.as_deref());
+    }
+
+    /// The fields every event of the session carries, with `db_name` as given (a MySQL `USE`
+    /// changes it mid-session).
+    pub fn base_fields(&self, agent: &Agent, db_name: Option<&str>) -> Fragment {
         let mut base = Fragment::new()
             .with("user", &self.identity.username)
             .with("sid", &self.sid)
@@ -124,13 +130,12 @@ impl Session {
             .with("db_protocol", self.protocol.as_str())
             .with("db_uri", &self.spec.uri)
             .with("db_user", &self.db_user);
-        if let Some(n) = &self.db_name {
+        if let Some(n) = db_name {
             base = base.with("db_name", n);
         }
-        self.base = base
-            .with("db_roles", &self.identity.roles)
+        base.with("db_roles", &self.identity.roles)
             .with("server_id", &agent.identity.host.host_id)
-            .with("addr.remote", &self.client_addr);
+            .with("addr.remote", &self.client_addr)
     }
 
     /// The role options (idle timeout, expired-certificate policy, …).
