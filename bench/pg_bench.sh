@@ -13,7 +13,17 @@
 #     pgbench -C
 #   - CPU (utime+stime) of the cluster and of the agent process per transaction, 8 clients
 #   - N (2000) concurrent idle sessions through one proxy and one agent: RSS per session
-# and prints a table. Exits non-zero when anything fails; cleans up after itself.
+# In the same run, a reference path (unless PG_BENCH_REFERENCE=0; skipped with a note when
+# pgbouncer is not installed): PgBouncer, two processes sharing one loopback port with
+# so_reuseport (it is single-threaded; two use both cores), run as `postgres`, session pooling,
+# mutual TLS 1.3 on both sides (clients: verify-full + certificate auth with the direct path's
+# certificate; PostgreSQL: verify-full with the same certificate) and no auditing. It gets the
+# three pgbench TPS runs, the SELECT 1 round trips and the CPU per transaction, and shows the
+# ceiling any proxy that terminates TLS on both sides reaches here, where pgbench, the proxy
+# and PostgreSQL share the CPUs. (Connection set-up is not compared: PgBouncer pools server
+# connections.)
+# Then prints a table (the reference in a table of its own below it). Exits non-zero when
+# anything fails; cleans up after itself.
 #
 # Usage: bench/pg_bench.sh            (run as root: PostgreSQL runs as `postgres` via runuser)
 # Needs release binaries: cargo build --release --workspace (PORTCULLIS_BIN_DIR or
@@ -21,7 +31,7 @@
 # TPS run), PG_BENCH_SESSIONS (2000), PG_BENCH_LAT_N (2000), PG_BENCH_CONN_N (200),
 # PG_BENCH_TOPOLOGY (remote: agent process over the tunnel; single: one process),
 # PG_BENCH_KEEP=1 (keep the temp dir), PG_BENCH_PERF=1 (perf record the proxied 8-client run;
-# report written to the temp dir, which is then kept).
+# report written to the temp dir, which is then kept), PG_BENCH_REFERENCE=0 (no PgBouncer path).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -45,6 +55,11 @@ for b in initdb pg_ctl pgbench psql; do [ -x "$pgbin/$b" ] || die "$pgbin/$b mis
 [ -x /usr/bin/time ] || die "/usr/bin/time missing (apt-get install time)"
 if [ -n "${PG_BENCH_PERF:-}" ]; then command -v perf >/dev/null || die "PG_BENCH_PERF needs perf (apt-get install linux-perf)"; fi
 [ "$(id -u)" = 0 ] || die "run as root (PostgreSQL is started as the postgres user with runuser)"
+pgbouncer_bin=""
+if [ "${PG_BENCH_REFERENCE:-1}" != 0 ]; then
+  pgbouncer_bin=$(command -v pgbouncer || true)
+  [ -n "$pgbouncer_bin" ] || echo "pg_bench: note: pgbouncer not installed (apt-get install pgbouncer), skipping the PgBouncer reference path" >&2
+fi
 
 # Each idle session costs a socket in this script, two in the proxy (client + tunnel is
 # multiplexed, but be generous), one in the agent and one PostgreSQL backend.
@@ -57,16 +72,28 @@ fi
 dir=$(mktemp -d /tmp/pg-bench.XXXXXX)
 chmod 755 "$dir"
 cluster_pid=""; agent_pid=""; pg_started=""
+pgb_pidfiles=(); pgb_pids=()
 keep="${PG_BENCH_KEEP:-}"
+stop_pgbouncer() { # not our children (pgbouncer -d): by the pids in their pidfiles
+  local f p
+  for f in "${pgb_pidfiles[@]}"; do
+    [ -s "$f" ] || continue
+    p=$(cat "$f")
+    kill "$p" 2>/dev/null || continue
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null
+  done
+}
 cleanup() {
   local rc=$?
   set +e
   if [ "$rc" != 0 ]; then
     echo "pg_bench: FAILED (exit $rc); log tails:" >&2
-    for f in "$dir/cluster.log" "$dir/agent/agent.log" "$dir/pg/server.log"; do
+    for f in "$dir/cluster.log" "$dir/agent/agent.log" "$dir/pg/server.log" "$dir"/pgbouncer/pgbouncer*.log; do
       [ -f "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }
     done
   fi
+  stop_pgbouncer
   [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
   [ -n "$cluster_pid" ] && kill "$cluster_pid" 2>/dev/null && wait "$cluster_pid" 2>/dev/null
   [ -n "$pg_started" ] && runuser -u postgres -- "$pgbin/pg_ctl" -D "$dir/pg/data" -m immediate -w stop >/dev/null 2>&1
@@ -217,10 +244,78 @@ for path in direct proxy; do
 done
 echo "stack up: proxy $proxy_addr, PostgreSQL 127.0.0.1:$pg_port, cluster pid $cluster_pid, agent pid $agent_pid" >&2
 
+# --- the reference path: PgBouncer, mutual TLS 1.3 on both sides, no audit ---------------------
+paths=(direct proxy)
+if [ -n "$pgbouncer_bin" ]; then
+  step "reference: PgBouncer, 2 processes on one port (so_reuseport)"
+  pb="$dir/pgbouncer"
+  mkdir -p "$pb"
+  # server.crt (CN and SAN 127.0.0.1) and server.cas (the db CA, which signed the client
+  # certificate) face the clients; direct.{crt,key,cas} face PostgreSQL, as on the direct path.
+  cp "$dir/certs/server.crt" "$dir/certs/server.key" "$dir/certs/server.cas" \
+     "$dir/certs/direct.crt" "$dir/certs/direct.key" "$dir/certs/direct.cas" "$pb/"
+  printf '"bench" ""\n' >"$pb/users.txt"
+  pgb_port=$(free_port)
+  for i in 1 2; do
+    cat >"$pb/pgbouncer$i.ini" <<EOF
+[databases]
+bench = host=127.0.0.1 port=$pg_port dbname=bench
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $pgb_port
+so_reuseport = 1
+unix_socket_dir =
+auth_type = cert
+auth_file = $pb/users.txt
+pool_mode = session
+max_client_conn = 200
+default_pool_size = 20
+client_tls_sslmode = verify-full
+client_tls_cert_file = $pb/server.crt
+client_tls_key_file = $pb/server.key
+client_tls_ca_file = $pb/server.cas
+client_tls_protocols = tlsv1.3
+server_tls_sslmode = verify-full
+server_tls_ca_file = $pb/direct.cas
+server_tls_cert_file = $pb/direct.crt
+server_tls_key_file = $pb/direct.key
+server_tls_protocols = tlsv1.3
+logfile = $pb/pgbouncer$i.log
+pidfile = $pb/pgbouncer$i.pid
+EOF
+  done
+  chown -R postgres:postgres "$pb"
+  chmod 600 "$pb"/*.key
+  for i in 1 2; do
+    pgb_pidfiles+=("$pb/pgbouncer$i.pid")
+    runuser -u postgres -- "$pgbouncer_bin" -d "$pb/pgbouncer$i.ini" >"$pb/start$i.out" 2>&1 \
+      || { cat "$pb/start$i.out" >&2; die "pgbouncer $i did not start"; }
+    for _ in $(seq 50); do [ -s "$pb/pgbouncer$i.pid" ] && break; sleep 0.1; done
+    [ -s "$pb/pgbouncer$i.pid" ] || die "pgbouncer $i wrote no pidfile"
+    pgb_pids+=("$(cat "$pb/pgbouncer$i.pid")")
+  done
+  sed "s/PGPORT=$pg_port /PGPORT=$pgb_port /" "$dir/direct.env" >"$dir/pgbouncer.env"
+  grep -q "PGPORT=$pgb_port " "$dir/pgbouncer.env" || die "could not write pgbouncer.env"
+  got=""
+  for _ in $(seq 50); do
+    got=$( (. "$dir/pgbouncer.env"; PGCONNECT_TIMEOUT=10 "$pgbin/psql" -X -A -t -c "select current_user || '@' || current_database()") 2>"$dir/psql.err") && break
+    sleep 0.2
+  done
+  [ "$got" = "bench@bench" ] || { cat "$dir/psql.err" >&2; die "pgbouncer path: psql got '$got'"; }
+  put pgbouncer_version "$("$pgbouncer_bin" --version | awk 'NR == 1 {print $2}')"
+  paths+=(pgbouncer)
+  echo "PgBouncer up: 127.0.0.1:$pgb_port, pids ${pgb_pids[*]}" >&2
+fi
+
 # --- measurements -----------------------------------------------------------------------------
 ticks() { python3 "$helper" proc "$1" | cut -d' ' -f1; }
 pg_ticks() { python3 "$helper" tree "$(head -1 "$dir/pg/data/postmaster.pid")"; }
 hz=$(getconf CLK_TCK)
+pgbouncer_ticks() { # both PgBouncer processes together (0 without the reference path)
+  local t=0 p
+  for p in "${pgb_pids[@]}"; do t=$((t + $(ticks "$p"))); done
+  echo "$t"
+}
 pgb() { # path, label, pgbench args... -> prints tps; full output in $dir/pgbench.<label>.<path>
   local path=$1 label=$2; shift 2
   (. "$dir/$path.env"; /usr/bin/time -f '%U %S' -o "$dir/time.$label.$path" "$pgbin/pgbench" -n "$@") >"$dir/pgbench.$label.$path" 2>&1 \
@@ -251,16 +346,16 @@ python3 "$helper" idle --n "$SESSIONS" --pids "$cluster_pid,$agent_pid" --names 
 grep '^idle_' "$results" | sed 's/^/   /' >&2
 
 step "warm-up (5 s each path)"
-for path in direct proxy; do pgb "$path" warmup -S -M prepared -T 5 -c 8 -j 2 >/dev/null; done
+for path in "${paths[@]}"; do pgb "$path" warmup -S -M prepared -T 5 -c 8 -j 2 >/dev/null; done
 
 # name clients threads mode: the last one is for comparing the audit load (1 event per query).
 for run in "c1 1 1 prepared" "c8 8 2 prepared" "simple 8 2 simple"; do
   read -r name c j mode <<<"$run"
-  for path in direct proxy; do
+  for path in "${paths[@]}"; do
     step "pgbench -S -M $mode -T $T -c $c -j $j, $path"
     sleep 2 # let the previous run's audit events drain
     e0=$(wc -l <"$dir/cluster/log/events.log")
-    c0=$(ticks "$cluster_pid"); a0=$(ticks "$agent_pid"); p0=$(pg_ticks); t0=$(date +%s.%N)
+    c0=$(ticks "$cluster_pid"); a0=$(ticks "$agent_pid"); p0=$(pg_ticks); b0=$(pgbouncer_ticks); t0=$(date +%s.%N)
     perf_pids=()
     if [ -n "${PG_BENCH_PERF:-}" ] && [ "$path" = proxy ] && [ "$name" = c8 ]; then
       keep=1
@@ -275,7 +370,7 @@ for run in "c1 1 1 prepared" "c8 8 2 prepared" "simple 8 2 simple"; do
     fi
     tps=$(pgb "$path" "$name" -S -M "$mode" -T "$T" -c "$c" -j "$j")
     sleep 0.3 # PostgreSQL reaps the ended backends (their CPU moves to the postmaster's cutime)
-    c1=$(ticks "$cluster_pid"); a1=$(ticks "$agent_pid"); p1=$(pg_ticks); t1=$(date +%s.%N)
+    c1=$(ticks "$cluster_pid"); a1=$(ticks "$agent_pid"); p1=$(pg_ticks); b1=$(pgbouncer_ticks); t1=$(date +%s.%N)
     e1=$(wc -l <"$dir/cluster/log/events.log")
     for p in "${perf_pids[@]}"; do wait "$p"; done
     txns=$(awk '/number of transactions actually processed/{split($NF,a,"/"); print a[1]; exit}' "$dir/pgbench.$name.$path")
@@ -284,24 +379,31 @@ for run in "c1 1 1 prepared" "c8 8 2 prepared" "simple 8 2 simple"; do
     if [ "$c" = 8 ]; then # CPU µs per transaction of each party, and CPUs kept busy
       suffix=""; [ "$name" = simple ] && suffix=_simple
       read -r bu bs <"$dir/time.$name.$path"
-      python3 - "$results" "$path$suffix" "$hz" "$txns" "$((c1-c0))" "$((a1-a0))" "$((p1-p0))" "$bu" "$bs" "$t0" "$t1" <<'PY'
+      python3 - "$results" "$path$suffix" "$hz" "$txns" "$((c1-c0))" "$((a1-a0))" "$((p1-p0))" "$bu" "$bs" "$t0" "$t1" "$((b1-b0))" <<'PY'
 import sys
 res, path, hz, txns = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 cl, ag, pg = (int(x) / hz for x in sys.argv[5:8])
 pb = float(sys.argv[8]) + float(sys.argv[9])
 wall = float(sys.argv[11]) - float(sys.argv[10])
+bouncer = int(sys.argv[12]) / hz
 with open(res, "a") as fh:
-    for k, v in (("cluster", cl), ("agent", ag), ("postgres", pg), ("pgbench", pb)):
+    for k, v in (("cluster", cl), ("agent", ag), ("postgres", pg), ("pgbench", pb),
+                 ("pgbouncer", bouncer)):
         fh.write(f"cpu_{k}_{path}={v * 1e6 / txns}\n")
-    fh.write(f"busy_{path}={(cl + ag + pg + pb) / wall}\n")
+    fh.write(f"busy_{path}={(cl + ag + pg + pb + bouncer) / wall}\n")
 PY
+      if [ "$path" = pgbouncer ]; then # both processes should take connections (so_reuseport)
+        per=""
+        for p in "${pgb_pids[@]}"; do per="$per $(ticks "$p")"; done
+        echo "   PgBouncer CPU ticks so far, per process:$per" >&2
+      fi
     fi
     echo "   $tps TPS ($txns transactions, $((e1-e0)) audit events written by the end of the run)" >&2
   done
 done
 
 printf 'select 1;\n' >"$dir/select1.sql"
-for path in direct proxy; do
+for path in "${paths[@]}"; do
   step "SELECT 1 latency, $LAT_N round trips on one connection, $path"
   args=$(conn_args "$path")
   # shellcheck disable=SC2086
@@ -331,11 +433,58 @@ done
 
 
 kill -0 "$cluster_pid" && kill -0 "$agent_pid" || die "a Portcullis process died during the run"
+for p in "${pgb_pids[@]}"; do kill -0 "$p" || die "a PgBouncer process died during the run"; done
 
 # --- summary ------------------------------------------------------------------------------------
 echo
 echo "PostgreSQL through Portcullis ($TOPOLOGY topology) vs direct mutual TLS, $(nproc) CPUs, $(date -u +%F), pgbench $("$pgbin/pgbench" --version | awk '{print $3}')"
 python3 "$helper" summary "$results"
+if [[ " ${paths[*]} " == *" pgbouncer "* ]]; then
+  echo
+  echo "reference: PgBouncer $(awk -F= '$1 == "pgbouncer_version" {print $2}' "$results"), TLS both sides, no audit (2 processes, so_reuseport, session pooling, same run)"
+  python3 - "$results" <<'PY'
+import sys
+r = {}
+with open(sys.argv[1]) as fh:
+    for line in fh:
+        if "=" in line:
+            k, v = line.rstrip("\n").split("=", 1)
+            r[k] = v
+f = lambda k: float(r[k])  # noqa: E731
+rows = []
+for key, what in (("c1", "pgbench -S -M prepared, 1 client (TPS)"),
+                  ("c8", "pgbench -S -M prepared, 8 clients (TPS)"),
+                  ("simple", "pgbench -S -M simple, 8 clients (TPS)")):
+    d, b, p = f(f"tps_direct_{key}"), f(f"tps_pgbouncer_{key}"), f(f"tps_proxy_{key}")
+    rows.append((what, f"{d:,.0f}", f"{b:,.0f}", f"ratio {b / d:.2f}", f"ratio {p / b:.2f}", ""))
+for q in ("p50", "p99"):
+    d, b, p = f(f"lat_direct_{q}"), f(f"lat_pgbouncer_{q}"), f(f"lat_proxy_{q}")
+    rows.append((f"SELECT 1 round trip {q} (µs)", f"{d:.0f}", f"{b:.0f}", f"{b - d:+.0f} µs",
+                 f"{p - b:+.0f} µs", ""))
+d, b, p = (f(f"latavg_{x}") * 1000 for x in ("direct", "pgbouncer", "proxy"))
+rows.append(("  pgbench select 1 latency average (µs)", f"{d:.0f}", f"{b:.0f}", f"{b - d:+.0f} µs",
+             f"{p - b:+.0f} µs", ""))
+parts = ("postgres", "pgbench", "pgbouncer")
+for k, what in (("postgres", "CPU per txn at 8 clients (µs): PostgreSQL"),
+                ("pgbench", "  pgbench (client)"), ("pgbouncer", "  PgBouncer (both processes)")):
+    d, b = f(f"cpu_{k}_direct"), f(f"cpu_{k}_pgbouncer")
+    rows.append((what, f"{d:.1f}", f"{b:.1f}", f"{b - d:+.1f} µs", "", ""))
+d = sum(f(f"cpu_{x}_direct") for x in ("postgres", "pgbench"))
+b = sum(f(f"cpu_{x}_pgbouncer") for x in parts)
+rows.append(("  all three", f"{d:.1f}", f"{b:.1f}", f"ratio {d / b:.2f}", "",
+             "TPS ratio ceiling when CPU-bound"))
+rows.append((f"  CPUs kept busy (of {r.get('ncpu', '?')})", f"{f('busy_direct'):.2f}",
+             f"{f('busy_pgbouncer'):.2f}", "", "", ""))
+hdr = ("what", "direct", "PgBouncer", "vs direct", "proxied vs PgBouncer", "")
+widths = [max(len(x[i]) for x in rows + [hdr]) for i in range(6)]
+line = lambda x: "  ".join(v.ljust(w) for v, w in zip(x, widths)).rstrip()  # noqa: E731
+print(line(hdr))
+print(line(tuple("-" * w for w in widths)))
+for x in rows:
+    print(line(x))
+print("(no connection set-up rows: PgBouncer keeps its server connections open between clients)")
+PY
+fi
 if [ -n "${PG_BENCH_PERF:-}" ] && [ -f "$dir/perf.cluster.data" ]; then
   echo
   echo "PG_BENCH_PERF: the proxied 8-client run was profiled (so its figures above are not representative)."
