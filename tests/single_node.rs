@@ -45,6 +45,28 @@ fn one_daemon_serves_psql_with_checks_audit_cancel_and_locks() {
         e["event"] == "db.session.query" && e["sid"] == start["sid"]
     });
 
+    // `audit_queries: false` (pg-quiet): the session is recorded, its queries are not.
+    stack.db_login("pg-quiet", "app", "shop");
+    let out = stack.psql("pg-quiet", "select 6 * 7");
+    assert_eq!(assert_success("psql to pg-quiet", &out).trim(), "42");
+    let quiet_end = stack.wait_for_event("pg-quiet end", |e| {
+        e["event"] == "db.session.end" && e["db_service"] == "pg-quiet"
+    });
+    let quiet: Vec<_> = stack
+        .events()
+        .into_iter()
+        .filter(|e| e["sid"] == quiet_end["sid"])
+        .map(|e| e["event"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(quiet, ["db.session.start", "db.session.end"], "{quiet:?}");
+    // In one process the agent writes its events straight into auth's log: its spool stays
+    // empty (one write per query instead of spool + read back + auth's write).
+    let spool = stack.cluster.data_dir().join("agent/spool");
+    let spooled: Vec<_> = std::fs::read_dir(&spool)
+        .map(|d| d.filter_map(|e| e.ok()).collect())
+        .unwrap_or_default();
+    assert!(spooled.is_empty(), "{}: {spooled:?}", spool.display());
+
     // The agent's own checks run on the in-memory path too: another db user is refused.
     let mut cmd = std::process::Command::new(portcullis_testkit::binary_path("psql").unwrap());
     cmd.arg("service=pg1 user=ro")

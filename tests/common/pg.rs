@@ -103,7 +103,8 @@ impl PgStack {
     }
 
     /// The single-node default: auth, proxy and agent in ONE daemon (the agent gets sessions
-    /// handed over in memory), in front of a real PostgreSQL.
+    /// handed over in memory), in front of a real PostgreSQL (served twice: as `pg1`, and as
+    /// `pg-quiet` with `audit_queries: false`).
     pub fn start_single_node() -> Self {
         Self::single(Extras::default())
     }
@@ -152,8 +153,10 @@ impl PgStack {
         let my_port = portcullis_testkit::free_port().expect("a free port for MariaDB");
         let scratch = tempfile::tempdir().unwrap();
         let dir = scratch.path().to_path_buf();
+        // pg-quiet: the same PostgreSQL with `audit_queries: false`.
         let mut databases = format!(
-            "    - name: pg1\n      protocol: postgres\n      uri: '127.0.0.1:{pg_port}'\n      static_labels: {{ env: dev }}\n"
+            "    - name: pg1\n      protocol: postgres\n      uri: '127.0.0.1:{pg_port}'\n      static_labels: {{ env: dev }}\n\
+             \x20   - name: pg-quiet\n      protocol: postgres\n      uri: '127.0.0.1:{pg_port}'\n      static_labels: {{ env: dev }}\n      audit_queries: false\n"
         );
         if extras.redis {
             databases.push_str(&redis_database_yaml(&dir, redis_port));

@@ -254,6 +254,7 @@ impl SessionEndReason {
 pub struct Event {
     buf: String,
     uid: uuid::Uuid,
+    kind: EventKind,
 }
 
 /// Appends `,"key":<value as JSON>` to `buf`.
@@ -311,7 +312,7 @@ impl Event {
         buf.push_str(kind.code());
         buf.push('"');
         push_field(&mut buf, "cluster_name", &cluster);
-        Self { buf, uid }
+        Self { buf, uid, kind }
     }
 
     /// Adds a field (each key once per event).
@@ -329,6 +330,11 @@ impl Event {
     pub fn with_fragment(mut self, fragment: &Fragment) -> Self {
         self.buf.push_str(&fragment.0);
         self
+    }
+
+    /// What kind of event it is (a database's `audit_queries: false` keeps only some kinds).
+    pub fn kind(&self) -> EventKind {
+        self.kind
     }
 
     /// The unique id.

@@ -41,9 +41,22 @@ struct Inner {
 #[derive(Debug)]
 struct Current {
     day: String,
-    file: File,
+    /// Shared so an fsync runs outside the lock: appends from sessions writing directly (see
+    /// [`FileSink::append_now`]) never wait for another writer's disk flush.
+    file: Arc<File>,
     last_sync: Instant,
     dirty: bool,
+}
+
+/// When an append is fsynced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SyncRule {
+    /// As the sink's [`FsyncPolicy`] says.
+    Policy,
+    /// Now, unless the policy is `never` (the caller needs it on disk before going on).
+    Now,
+    /// Not now: a periodic [`FileSink::sync`] follows.
+    Later,
 }
 
 impl FileSink {
@@ -100,7 +113,29 @@ impl FileSink {
         }
     }
 
+    /// Appends lines now, in the caller's thread: for an agent in the same process, whose
+    /// sessions write their events here before forwarding a query instead of spooling them.
+    /// `fsync`: flushed to disk before returning; otherwise written to the kernel (surviving
+    /// the process being killed) and left to a periodic [`FileSink::sync`].
+    pub fn append_now(&self, lines: &[String], fsync: bool) -> std::io::Result<()> {
+        let mut buf = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+        for l in lines {
+            buf.extend_from_slice(l.as_bytes());
+            buf.push(b'\n');
+        }
+        let rule = if fsync {
+            SyncRule::Now
+        } else {
+            SyncRule::Later
+        };
+        self.append_with(&buf, !lines.is_empty(), rule)
+    }
+
     fn append(&self, buf: &[u8], any: bool) -> std::io::Result<()> {
+        self.append_with(buf, any, SyncRule::Policy)
+    }
+
+    fn append_with(&self, buf: &[u8], any: bool, rule: SyncRule) -> std::io::Result<()> {
         if !any {
             return Ok(());
         }
@@ -126,7 +161,7 @@ impl FileSink {
             fs::rename(&tmp, &link)?;
             *guard = Some(Current {
                 day: today,
-                file,
+                file: Arc::new(file),
                 last_sync: Instant::now(),
                 dirty: false,
             });
@@ -134,24 +169,42 @@ impl FileSink {
                 tracing::warn!(error = %e, dir = %self.inner.dir.display(), "audit retention: could not delete old day files");
             }
         }
+        let mut to_sync = None;
         if let Some(cur) = guard.as_mut() {
-            cur.file.write_all(buf)?;
-            let sync = match self.inner.options.fsync {
-                FsyncPolicy::EveryBatch => true,
-                FsyncPolicy::Interval => {
+            (&*cur.file).write_all(buf)?;
+            let policy = self.inner.options.fsync;
+            let sync = match (rule, policy) {
+                (_, FsyncPolicy::Never) | (SyncRule::Later, _) => false,
+                (SyncRule::Now, _) | (SyncRule::Policy, FsyncPolicy::EveryBatch) => true,
+                (SyncRule::Policy, FsyncPolicy::Interval) => {
                     cur.last_sync.elapsed() >= self.inner.options.fsync_interval
                 }
-                FsyncPolicy::Never => false,
             };
             if sync {
-                cur.file.sync_data()?;
                 cur.last_sync = Instant::now();
                 cur.dirty = false;
+                to_sync = Some(Arc::clone(&cur.file));
             } else {
                 cur.dirty = true;
             }
         }
+        drop(guard);
+        if let Some(file) = to_sync {
+            self.sync_outside_lock(&file)?;
+        }
         Ok(())
+    }
+
+    /// fsyncs `file` without holding the lock; on failure marks it dirty again so the next
+    /// sync retries.
+    fn sync_outside_lock(&self, file: &Arc<File>) -> std::io::Result<()> {
+        file.sync_data().inspect_err(|_| {
+            if let Some(cur) = self.lock().as_mut() {
+                if Arc::ptr_eq(&cur.file, file) {
+                    cur.dirty = true;
+                }
+            }
+        })
     }
 
     /// fsyncs anything written but not yet synced (unless the policy is `never`).
@@ -159,15 +212,18 @@ impl FileSink {
         if self.inner.options.fsync == FsyncPolicy::Never {
             return Ok(());
         }
-        let mut guard = self.lock();
-        if let Some(cur) = guard.as_mut() {
-            if cur.dirty {
-                cur.file.sync_data()?;
-                cur.last_sync = Instant::now();
-                cur.dirty = false;
+        let file = {
+            let mut guard = self.lock();
+            match guard.as_mut() {
+                Some(cur) if cur.dirty => {
+                    cur.last_sync = Instant::now();
+                    cur.dirty = false;
+                    Arc::clone(&cur.file)
+                }
+                _ => return Ok(()),
             }
-        }
-        Ok(())
+        };
+        self.sync_outside_lock(&file)
     }
 
     /// Deletes the day files older than the retention (none without one), as of `today`;
@@ -347,6 +403,14 @@ impl Sink for FileSink {
 
     fn local_dir(&self) -> Option<std::path::PathBuf> {
         Some(self.inner.dir.clone())
+    }
+
+    fn append_now(&self, lines: &[String], fsync: bool) -> Option<std::io::Result<()>> {
+        Some(FileSink::append_now(self, lines, fsync))
+    }
+
+    fn sync_now(&self) -> std::io::Result<()> {
+        self.sync()
     }
 
     async fn write_batch(&self, lines: Arc<Vec<String>>) -> SinkResult<()> {

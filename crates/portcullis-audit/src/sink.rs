@@ -80,6 +80,17 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
     async fn flush(&self) -> SinkResult<()> {
         Ok(())
     }
+
+    /// Appends lines at once in the caller's thread (see `FileSink::append_now`), for a
+    /// sink that can do so cheaply; `None`: it cannot, so events take the batched path.
+    fn append_now(&self, _lines: &[String], _fsync: bool) -> Option<std::io::Result<()>> {
+        None
+    }
+
+    /// Makes [`Sink::append_now`] writes durable, in the caller's thread.
+    fn sync_now(&self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Opens a sink from its URL: `file:///dir` (or a plain absolute path) or

@@ -310,6 +310,42 @@ impl AuditLog {
         }
     }
 
+    /// Whether events can be stored at once in the caller's thread: a single sink that
+    /// supports it (the default file sink). A database agent in the same process then writes
+    /// its sessions' events here instead of spooling them and delivering batches — one write
+    /// per query instead of two, with the same guarantee.
+    pub fn can_append_now(&self) -> bool {
+        matches!(self.sinks.as_slice(), [only] if only.append_now(&[], false).is_some())
+    }
+
+    /// Stores lines at once (see [`AuditLog::can_append_now`]); `fsync` flushes them to disk
+    /// before returning, otherwise [`AuditLog::sync_now`] must follow within the caller's
+    /// interval. Followers see them as they are stored. The lines are fresh events (new
+    /// uids), so they skip deduplication.
+    pub fn append_now(&self, lines: &[String], fsync: bool) -> std::io::Result<()> {
+        let [sink] = self.sinks.as_slice() else {
+            return Err(std::io::Error::other(
+                "the audit log has several sinks; events must go through the writer",
+            ));
+        };
+        sink.append_now(lines, fsync).unwrap_or_else(|| {
+            Err(std::io::Error::other(
+                "the audit sink cannot store events directly",
+            ))
+        })?;
+        if self.live.receiver_count() > 0 {
+            for line in lines {
+                let _ = self.live.send(Arc::from(line.as_str()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes [`AuditLog::append_now`] writes durable.
+    pub fn sync_now(&self) -> std::io::Result<()> {
+        self.sinks.iter().try_for_each(|s| s.sync_now())
+    }
+
     /// Searches the first sink.
     pub async fn search(&self, query: &Query) -> Result<Page> {
         let Some(sink) = self.sinks.first() else {

@@ -44,6 +44,27 @@ pub type DeliverFuture<'a> =
 pub trait Deliver: Send + Sync + 'static {
     /// Stores a batch (auth deduplicates by uid, so a retried batch is stored once).
     fn deliver<'a>(&'a self, batch: &'a [Box<serde_json::value::RawValue>]) -> DeliverFuture<'a>;
+
+    /// Whether [`Deliver::store_now`] works: auth's log is in this process and can store
+    /// events in the caller's thread. Sessions then write their events there instead of to
+    /// the spool: one write per query instead of a spool write, a read back and a second
+    /// write by auth — with the same guarantee (written before the query is forwarded;
+    /// fsynced as `spool_fsync` says).
+    fn can_store_now(&self) -> bool {
+        false
+    }
+
+    /// Stores event lines at once; `fsync`: on disk before returning.
+    fn store_now(&self, _lines: &[String], _fsync: bool) -> std::io::Result<()> {
+        Err(std::io::Error::other(
+            "this audit delivery cannot store events directly",
+        ))
+    }
+
+    /// Makes [`Deliver::store_now`] writes durable (the `spool_fsync: interval` tick).
+    fn sync_now(&self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Delivery over the API (`POST /v1/events` through the proxy).
@@ -98,6 +119,15 @@ pub struct AuditSender {
     /// handing events to the writer task: used when appends are not fsynced one by one, so an
     /// append never waits for the disk.
     direct: bool,
+    /// Auth's log in this process, when sessions write there instead of the spool
+    /// ([`Deliver::can_store_now`]).
+    store_now: Option<Arc<dyn Deliver>>,
+}
+
+impl std::fmt::Debug for dyn Deliver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Deliver")
+    }
 }
 
 impl std::fmt::Debug for Append {
@@ -146,15 +176,25 @@ impl AuditSender {
                 options.spool_dir.display()
             )
         })?;
+        let store_now = deliver.can_store_now().then(|| Arc::clone(&deliver));
+        if store_now.is_some() {
+            tracing::info!("sessions write audit events straight into auth's log in this process (the spool is only drained)");
+        }
         if let Some(period) = options.fsync_interval {
             spool.set_fsync_each(false);
             let syncing = spool.clone();
+            let log = store_now.clone();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(period);
                 loop {
                     tick.tick().await;
                     let s = syncing.clone();
-                    match tokio::task::spawn_blocking(move || s.sync()).await {
+                    let log = log.clone();
+                    let synced = tokio::task::spawn_blocking(move || {
+                        s.sync()?;
+                        log.map_or(Ok(()), |l| l.sync_now())
+                    });
+                    match synced.await {
                         Ok(Err(e)) => {
                             tracing::error!(error = %e, "fsyncing the audit spool failed")
                         }
@@ -178,6 +218,7 @@ impl AuditSender {
             spool,
             max_query_bytes: options.max_query_bytes,
             direct: options.fsync_interval.is_some(),
+            store_now,
         })
     }
 
@@ -206,7 +247,18 @@ impl AuditSender {
 
     async fn append(&self, lines: Vec<String>, class: Class) -> Result<(), Refused> {
         let n = lines.len();
-        let r = if self.direct {
+        let r = if let Some(log) = &self.store_now {
+            let stored = if self.direct {
+                log.store_now(&lines, false)
+            } else {
+                // fsynced before returning: off the async workers.
+                let log = Arc::clone(log);
+                tokio::task::spawn_blocking(move || log.store_now(&lines, true))
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+            };
+            stored.map_err(|e| Refused::Io(format!("writing the audit log: {e}")))
+        } else if self.direct {
             self.spool
                 .append(&[(lines, class)])
                 .pop()

@@ -679,6 +679,10 @@ where
                             }
                         }
                     };
+                    if !s.spec.audit_queries {
+                        // Refused commands are recorded whatever the setting.
+                        events.retain(|e| e.kind() == EventKind::DbSessionQueryFailed);
+                    }
                     // On disk before the database sees the command.
                     if let Err(e) = agent.audit.record(events).await {
                         tracing::warn!(sid = %s.sid, error = %e, "ending the session: its audit events cannot be recorded");

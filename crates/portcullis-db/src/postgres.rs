@@ -599,11 +599,14 @@ where
                     let chunk = cbuf.split_to(n).freeze();
                     let mut terminate = false;
                     let mut events = Vec::new();
+                    let audit_queries = s.spec.audit_queries;
                     for frame in frames(chunk.clone()) {
                         if frame.tag == b'X' {
                             terminate = true;
                         }
-                        audit_frontend(agent, s, &mut st, &frame, &mut events);
+                        if audit_queries {
+                            audit_frontend(agent, s, &mut st, &frame, &mut events);
+                        }
                     }
                     // The events are on disk before the database sees the messages: a query
                     // that ran is in the audit log whatever dies afterwards.

@@ -479,7 +479,7 @@ where
                 }
                 if !commands.is_empty() {
                     let mut events = Vec::with_capacity(commands.len());
-                    for cmd in &commands {
+                    for cmd in commands.iter().filter(|_| s.spec.audit_queries) {
                         if cmd.args.is_empty() {
                             continue;
                         }

@@ -57,6 +57,11 @@ pub struct DbSpec {
     pub passwords: BTreeMap<String, String>,
     /// MySQL settings (LOAD DATA LOCAL).
     pub mysql: crate::mysql::MysqlOptions,
+    /// Whether each query and statement is an audit event (the default). Off, sessions are
+    /// still audited (start, end, refusals and commands the agent refuses) but the queries run
+    /// in them are not: for measuring what auditing costs, or for a database whose traffic
+    /// is not worth a record per command.
+    pub audit_queries: bool,
 }
 
 /// Reads a secret named by reference: `file:PATH` (the file's content without a trailing

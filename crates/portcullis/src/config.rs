@@ -236,6 +236,15 @@ pub struct DatabaseConfig {
     /// MySQL/MariaDB settings.
     #[serde(default)]
     pub mysql: DatabaseMysqlConfig,
+    /// Record every query and statement (default). `false` keeps session start/end, refusals
+    /// and refused commands but no per-query events: to measure what auditing costs, or for
+    /// a database whose commands are not worth a record each (a cache).
+    #[serde(default = "default_true")]
+    pub audit_queries: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// MySQL/MariaDB settings of one database.

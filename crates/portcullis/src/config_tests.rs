@@ -54,6 +54,7 @@ fn sample_mentions_every_key() {
         mysql: crate::config::DatabaseMysqlConfig {
             allow_load_data_local: true,
         },
+        audit_queries: false,
     });
     let mut keys = BTreeSet::new();
     key_paths(&serde_json::to_value(&config).unwrap(), "", &mut keys);

@@ -248,6 +248,7 @@ pub fn config(data_dir: &Path, pg_port: u16) -> Config {
         dynamic_labels: Vec::new(),
         passwords: Default::default(),
         mysql: Default::default(),
+        audit_queries: true,
     }];
     c
 }

@@ -338,6 +338,7 @@ fn db_specs(config: &Config) -> anyhow::Result<Vec<portcullis_db::DbSpec>> {
             mysql: portcullis_db::mysql::MysqlOptions {
                 allow_load_data_local: db.mysql.allow_load_data_local,
             },
+            audit_queries: db.audit_queries,
         });
     }
     if out.is_empty() {
@@ -535,5 +536,20 @@ impl portcullis_db::audit::Deliver for LocalAudit {
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         })
+    }
+
+    fn can_store_now(&self) -> bool {
+        self.0.audit_log().is_some_and(|l| l.can_append_now())
+    }
+
+    fn store_now(&self, lines: &[String], fsync: bool) -> std::io::Result<()> {
+        match self.0.audit_log() {
+            Some(log) => log.append_now(lines, fsync),
+            None => Err(std::io::Error::other("auth has no audit log")),
+        }
+    }
+
+    fn sync_now(&self) -> std::io::Result<()> {
+        self.0.audit_log().map_or(Ok(()), |l| l.sync_now())
     }
 }

@@ -113,6 +113,9 @@ db_service:
   #     mysql:
   #       # LOAD DATA LOCAL INFILE lets the server read any file the client can: off unless needed.
   #       allow_load_data_local: false
+  #     # Every query and statement is an audit event (default). false: sessions are still
+  #     # recorded (start, end, refusals) but not the commands run in them.
+  #     audit_queries: true
   databases: []
   audit:
     # Events wait in an on-disk spool (data_dir/agent/spool) until auth acknowledges them;
