@@ -9,6 +9,8 @@
 #   - SELECT 1 round trip on one connection, p50/p99 (timed one by one by pg_bench.py; pgbench
 #     --log rounds sub-100 µs latencies to 0 too often to be used here), and pgbench's average
 #   - pgbench -S -M simple, 8 clients: one audit event per query instead of three
+#   - auditing on vs off: the same runs and pgbench's default TPC-B-like script through a
+#     second database entry for the same PostgreSQL with `audit_queries: false` (pg1-quiet)
 #   - connection set-up (TCP + TLS + startup + SELECT 1), p50/p99 (target added ≤ 3 ms), and
 #     pgbench -C
 #   - CPU (utime+stime) of the cluster and of the agent process per transaction, 8 clients
@@ -119,7 +121,12 @@ if [ "$TOPOLOGY" = single ]; then
     - name: pg1
       protocol: postgres
       uri: '127.0.0.1:$pg_port'
-      description: pgbench target"
+      description: pgbench target
+    - name: pg1-quiet
+      protocol: postgres
+      uri: '127.0.0.1:$pg_port'
+      description: pgbench target, queries not audited
+      audit_queries: false"
 else
   db_section="db_service: { enabled: false }"
 fi
@@ -208,6 +215,11 @@ db_service:
       protocol: postgres
       uri: '127.0.0.1:$pg_port'
       description: pgbench target
+    - name: pg1-quiet
+      protocol: postgres
+      uri: '127.0.0.1:$pg_port'
+      description: pgbench target, queries not audited
+      audit_queries: false
 EOF
 "$bin/portcullis" start -c "$dir/agent/agent.yaml" </dev/null >"$dir/agent/agent.log" 2>&1 &
 agent_pid=$!
@@ -221,20 +233,24 @@ printf 'bench-password-0123' | "$bin/pc" login --proxy="$proxy_addr" --user=benc
 ok=""
 for _ in $(seq 100); do
   kill -0 "$agent_pid" 2>/dev/null || die "the agent exited"
-  if "$bin/pc" db ls 2>/dev/null | grep -q pg1; then ok=1; break; fi
+  if "$bin/pc" db ls 2>/dev/null | grep -q pg1-quiet; then ok=1; break; fi
   sleep 0.2
 done
 [ -n "$ok" ] || die "pg1 never appeared in pc db ls"
 "$bin/pc" db login pg1 --db-user=bench --db-name=bench >/dev/null
 "$bin/pc" db env pg1 | grep '^export ' >"$dir/proxy.env"
 echo "export PGSERVICEFILE='$PGSERVICEFILE'" >>"$dir/proxy.env"
+# The audit-off path: the same agent and PostgreSQL, a database entry with audit_queries: false.
+"$bin/pc" db login pg1-quiet --db-user=bench --db-name=bench >/dev/null
+"$bin/pc" db env pg1-quiet | grep '^export ' >"$dir/quiet.env"
+echo "export PGSERVICEFILE='$PGSERVICEFILE'" >>"$dir/quiet.env"
 cat >"$dir/direct.env" <<EOF
 unset PGSERVICE
 export PGHOST=127.0.0.1 PGPORT=$pg_port PGUSER=bench PGDATABASE=bench PGSSLMODE=verify-full
 export PGSSLROOTCERT='$dir/certs/direct.cas' PGSSLCERT='$dir/certs/direct.crt' PGSSLKEY='$dir/certs/direct.key'
 EOF
 # libpq needs PGHOST etc. to talk to the right place; check both paths answer as bench@bench.
-for path in direct proxy; do
+for path in direct proxy quiet; do
   got=""
   for _ in $(seq 50); do
     got=$( (. "$dir/$path.env"; PGCONNECT_TIMEOUT=10 "$pgbin/psql" -X -A -t -c "select current_user || '@' || current_database()") 2>"$dir/psql.err") && break
@@ -245,7 +261,7 @@ done
 echo "stack up: proxy $proxy_addr, PostgreSQL 127.0.0.1:$pg_port, cluster pid $cluster_pid, agent pid $agent_pid" >&2
 
 # --- the reference path: PgBouncer, mutual TLS 1.3 on both sides, no audit ---------------------
-paths=(direct proxy)
+paths=(direct proxy quiet)
 if [ -n "$pgbouncer_bin" ]; then
   step "reference: PgBouncer, 2 processes on one port (so_reuseport)"
   pb="$dir/pgbouncer"
@@ -348,11 +364,14 @@ grep '^idle_' "$results" | sed 's/^/   /' >&2
 step "warm-up (5 s each path)"
 for path in "${paths[@]}"; do pgb "$path" warmup -S -M prepared -T 5 -c 8 -j 2 >/dev/null; done
 
-# name clients threads mode: the last one is for comparing the audit load (1 event per query).
-for run in "c1 1 1 prepared" "c8 8 2 prepared" "simple 8 2 simple"; do
-  read -r name c j mode <<<"$run"
+# name clients threads mode script: `simple` compares the audit load (1 event per query
+# instead of 3); `tpcb` is pgbench's default TPC-B-like script (7 statements per transaction,
+# updates), run on the paths that compare auditing on (proxy) and off (quiet).
+for run in "c1 1 1 prepared select-only" "c8 8 2 prepared select-only" "simple 8 2 simple select-only" "tpcb 8 2 simple tpcb-like"; do
+  read -r name c j mode script <<<"$run"
   for path in "${paths[@]}"; do
-    step "pgbench -S -M $mode -T $T -c $c -j $j, $path"
+    [ "$name" = tpcb ] && [ "$path" = pgbouncer ] && continue
+    step "pgbench -b $script -M $mode -T $T -c $c -j $j, $path"
     sleep 2 # let the previous run's audit events drain
     e0=$(wc -l <"$dir/cluster/log/events.log")
     c0=$(ticks "$cluster_pid"); a0=$(ticks "$agent_pid"); p0=$(pg_ticks); b0=$(pgbouncer_ticks); t0=$(date +%s.%N)
@@ -368,7 +387,7 @@ for run in "c1 1 1 prepared" "c8 8 2 prepared" "simple 8 2 simple"; do
         perf_pids+=($!)
       done
     fi
-    tps=$(pgb "$path" "$name" -S -M "$mode" -T "$T" -c "$c" -j "$j")
+    tps=$(pgb "$path" "$name" -b "$script" -M "$mode" -T "$T" -c "$c" -j "$j")
     sleep 0.3 # PostgreSQL reaps the ended backends (their CPU moves to the postmaster's cutime)
     c1=$(ticks "$cluster_pid"); a1=$(ticks "$agent_pid"); p1=$(pg_ticks); b1=$(pgbouncer_ticks); t1=$(date +%s.%N)
     e1=$(wc -l <"$dir/cluster/log/events.log")
@@ -377,7 +396,7 @@ for run in "c1 1 1 prepared" "c8 8 2 prepared" "simple 8 2 simple"; do
     put "tps_${path}_$name" "$tps"
     put "events_${path}_$name" "$(python3 -c "print(f'{($e1-$e0)/$txns:.2f}')")"
     if [ "$c" = 8 ]; then # CPU µs per transaction of each party, and CPUs kept busy
-      suffix=""; [ "$name" = simple ] && suffix=_simple
+      suffix=""; [ "$name" != c8 ] && suffix="_$name"
       read -r bu bs <"$dir/time.$name.$path"
       python3 - "$results" "$path$suffix" "$hz" "$txns" "$((c1-c0))" "$((a1-a0))" "$((p1-p0))" "$bu" "$bs" "$t0" "$t1" "$((b1-b0))" <<'PY'
 import sys
@@ -485,6 +504,39 @@ for x in rows:
 print("(no connection set-up rows: PgBouncer keeps its server connections open between clients)")
 PY
 fi
+echo
+echo "audit on (pg1) vs off (pg1-quiet: audit_queries: false), same agent and PostgreSQL, same run"
+python3 - "$results" <<'PY'
+import sys
+r = {}
+with open(sys.argv[1]) as fh:
+    for line in fh:
+        if "=" in line:
+            k, v = line.rstrip("\n").split("=", 1)
+            r[k] = v
+f = lambda k: float(r[k])  # noqa: E731
+rows = []
+for key, cpu, what in (("tpcb", "_tpcb", "pgbench (default TPC-B-like), 8 clients"),
+                       ("c8", "", "pgbench -S -M prepared, 8 clients"),
+                       ("simple", "_simple", "pgbench -S -M simple, 8 clients"),
+                       ("c1", None, "pgbench -S -M prepared, 1 client")):
+    on, off = f(f"tps_proxy_{key}"), f(f"tps_quiet_{key}")
+    cpu_txt = ""
+    if cpu is not None:
+        c_on = f(f"cpu_cluster_proxy{cpu}") + f(f"cpu_agent_proxy{cpu}")
+        c_off = f(f"cpu_cluster_quiet{cpu}") + f(f"cpu_agent_quiet{cpu}")
+        cpu_txt = f"{c_off:.1f} / {c_on:.1f}"
+    rows.append((what, f"{off:,.0f}", f"{on:,.0f}", f"{(1 - on / off) * 100:+.1f} %",
+                 r.get(f"events_proxy_{key}", "?"), cpu_txt))
+hdr = ("run", "audit off TPS", "audit on TPS", "drop", "events/txn", "Portcullis CPU/txn off / on (µs)")
+widths = [max(len(x[i]) for x in rows + [hdr]) for i in range(len(hdr))]
+line = lambda x: "  ".join(v.ljust(w) for v, w in zip(x, widths)).rstrip()  # noqa: E731
+print(line(hdr))
+print(line(tuple("-" * w for w in widths)))
+for x in rows:
+    print(line(x))
+print("target (issue 4): with every query audited, TPS drops by no more than 5 %")
+PY
 if [ -n "${PG_BENCH_PERF:-}" ] && [ -f "$dir/perf.cluster.data" ]; then
   echo
   echo "PG_BENCH_PERF: the proxied 8-client run was profiled (so its figures above are not representative)."

@@ -443,6 +443,54 @@ impl Sink for FileSink {
 mod tests {
     use super::*;
 
+    fn day_file(dir: &Path) -> String {
+        fs::read_to_string(dir.join("events.log")).unwrap_or_default()
+    }
+
+    #[test]
+    fn append_now_writes_at_once_and_leaves_the_fsync_to_sync_unless_asked() {
+        let d = tempfile::tempdir().unwrap();
+        let sink = FileSink::new(d.path()).unwrap();
+        let line =
+            |i: u32| format!(r#"{{"uid":"u{i}","time":"2026-11-21T00:00:00Z","event":"x"}}"#);
+        // Not fsynced: written to the kernel, left dirty for the periodic sync.
+        sink.append_now(&[line(1), line(2)], false).unwrap();
+        assert_eq!(day_file(d.path()).lines().count(), 2);
+        assert!(sink.lock().as_ref().is_some_and(|c| c.dirty));
+        sink.sync().unwrap();
+        assert!(sink.lock().as_ref().is_some_and(|c| !c.dirty));
+        // Asked for: fsynced before returning, even though other appends were not.
+        sink.append_now(&[line(3)], false).unwrap();
+        sink.append_now(&[line(4)], true).unwrap();
+        assert!(sink.lock().as_ref().is_some_and(|c| !c.dirty));
+        // Batches from the writer and direct appends share the file, line by line.
+        sink.write_lines(&[line(5)]).unwrap();
+        sink.append_now(&[], true).unwrap();
+        let text = day_file(d.path());
+        let uids: Vec<_> = text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["uid"].clone())
+            .collect();
+        assert_eq!(uids, ["u1", "u2", "u3", "u4", "u5"]);
+    }
+
+    #[test]
+    fn never_policy_is_kept_even_when_a_caller_asks_for_fsync() {
+        let d = tempfile::tempdir().unwrap();
+        let sink = FileSink::with_options(
+            d.path(),
+            SinkOptions {
+                fsync: FsyncPolicy::Never,
+                ..SinkOptions::default()
+            },
+        )
+        .unwrap();
+        sink.append_now(&["{\"uid\":\"a\"}".to_owned()], true)
+            .unwrap();
+        assert!(sink.lock().as_ref().is_some_and(|c| c.dirty));
+        assert_eq!(day_file(d.path()).lines().count(), 1);
+    }
+
     #[test]
     fn retention_deletes_only_day_files_past_it() {
         let d = tempfile::tempdir().unwrap();

@@ -643,6 +643,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn direct_appends_need_exactly_one_file_sink_and_reach_followers() {
+        let one = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(one.path()).unwrap();
+        assert!(log.can_append_now());
+        let mut follow = log.follow();
+        let line = r#"{"uid":"00000000-0000-4000-8000-000000000001","time":"2026-11-21T00:00:00Z","event":"db.session.query"}"#;
+        log.append_now(&[line.to_owned()], false).unwrap();
+        log.sync_now().unwrap();
+        assert_eq!(&*follow.recv().await.unwrap(), line);
+        let stored = std::fs::read_to_string(one.path().join("events.log")).unwrap();
+        assert_eq!(stored.trim_end(), line);
+
+        let two = tempfile::tempdir().unwrap();
+        let sinks: Vec<Arc<dyn Sink>> = vec![
+            Arc::new(portcullis_audit::FileSink::new(&two.path().join("a")).unwrap()),
+            Arc::new(portcullis_audit::FileSink::new(&two.path().join("b")).unwrap()),
+        ];
+        let both = AuditLog::with_sinks(sinks, Duration::from_secs(1));
+        // Several sinks: every event must reach all of them through the writer.
+        assert!(!both.can_append_now());
+        assert!(both.append_now(&[line.to_owned()], false).is_err());
+    }
+
+    #[tokio::test]
     async fn dedups_writes_every_sink_and_broadcasts_new_lines() {
         let d1 = tempfile::tempdir().unwrap();
         let d2 = tempfile::tempdir().unwrap();
