@@ -281,13 +281,92 @@ def cmd_idle(a):
 # --- summary --------------------------------------------------------------------------------
 
 
-def cmd_summary(a):
+def read_results(path):
+    """The key=value lines the script collected."""
     r = {}
-    with open(a.results) as fh:
+    with open(path) as fh:
         for line in fh:
             if "=" in line:
                 k, v = line.rstrip("\n").split("=", 1)
                 r[k] = v
+    return r
+
+
+def print_table(hdr, rows):
+    """Columns padded to their widest cell, a dashed rule under the header."""
+    widths = [max(len(str(x[i])) for x in rows + [hdr]) for i in range(len(hdr))]
+
+    def line(x):
+        return "  ".join(str(v).ljust(w) for v, w in zip(x, widths)).rstrip()
+
+    print(line(hdr))
+    print(line(tuple("-" * w for w in widths)))
+    for x in rows:
+        print(line(x))
+
+
+def cmd_reference(a):
+    """Direct vs PgBouncer (TLS both sides, no audit), and Portcullis against PgBouncer."""
+    r = read_results(a.results)
+
+    def f(k):
+        return float(r[k])
+
+    rows = []
+    for key, what in (("c1", "pgbench -S -M prepared, 1 client (TPS)"),
+                      ("c8", "pgbench -S -M prepared, 8 clients (TPS)"),
+                      ("simple", "pgbench -S -M simple, 8 clients (TPS)")):
+        d, b, p = f(f"tps_direct_{key}"), f(f"tps_pgbouncer_{key}"), f(f"tps_proxy_{key}")
+        rows.append((what, f"{d:,.0f}", f"{b:,.0f}", f"ratio {b / d:.2f}", f"ratio {p / b:.2f}", ""))
+    for q in ("p50", "p99"):
+        d, b, p = f(f"lat_direct_{q}"), f(f"lat_pgbouncer_{q}"), f(f"lat_proxy_{q}")
+        rows.append((f"SELECT 1 round trip {q} (µs)", f"{d:.0f}", f"{b:.0f}", f"{b - d:+.0f} µs",
+                     f"{p - b:+.0f} µs", ""))
+    d, b, p = (f(f"latavg_{x}") * 1000 for x in ("direct", "pgbouncer", "proxy"))
+    rows.append(("  pgbench select 1 latency average (µs)", f"{d:.0f}", f"{b:.0f}",
+                 f"{b - d:+.0f} µs", f"{p - b:+.0f} µs", ""))
+    for k, what in (("postgres", "CPU per txn at 8 clients (µs): PostgreSQL"),
+                    ("pgbench", "  pgbench (client)"),
+                    ("pgbouncer", "  PgBouncer (both processes)")):
+        d, b = f(f"cpu_{k}_direct"), f(f"cpu_{k}_pgbouncer")
+        rows.append((what, f"{d:.1f}", f"{b:.1f}", f"{b - d:+.1f} µs", "", ""))
+    d = sum(f(f"cpu_{x}_direct") for x in ("postgres", "pgbench"))
+    b = sum(f(f"cpu_{x}_pgbouncer") for x in ("postgres", "pgbench", "pgbouncer"))
+    rows.append(("  all three", f"{d:.1f}", f"{b:.1f}", f"ratio {d / b:.2f}", "",
+                 "TPS ratio ceiling when CPU-bound"))
+    rows.append((f"  CPUs kept busy (of {r.get('ncpu', '?')})", f"{f('busy_direct'):.2f}",
+                 f"{f('busy_pgbouncer'):.2f}", "", "", ""))
+    print_table(("what", "direct", "PgBouncer", "vs direct", "proxied vs PgBouncer", ""), rows)
+    print("(no connection set-up rows: PgBouncer keeps its server connections open between clients)")
+
+
+def cmd_audit(a):
+    """Auditing on (pg1) vs off (pg1-quiet, `audit_queries: false`) through the same agent."""
+    r = read_results(a.results)
+
+    def f(k):
+        return float(r[k])
+
+    rows = []
+    for key, cpu, what in (("tpcb", "_tpcb", "pgbench (default TPC-B-like), 8 clients"),
+                           ("c8", "", "pgbench -S -M prepared, 8 clients"),
+                           ("simple", "_simple", "pgbench -S -M simple, 8 clients"),
+                           ("c1", None, "pgbench -S -M prepared, 1 client")):
+        on, off = f(f"tps_proxy_{key}"), f(f"tps_quiet_{key}")
+        cpu_txt = ""
+        if cpu is not None:
+            c_on = f(f"cpu_cluster_proxy{cpu}") + f(f"cpu_agent_proxy{cpu}")
+            c_off = f(f"cpu_cluster_quiet{cpu}") + f(f"cpu_agent_quiet{cpu}")
+            cpu_txt = f"{c_off:.1f} / {c_on:.1f}"
+        rows.append((what, f"{off:,.0f}", f"{on:,.0f}", f"{(1 - on / off) * 100:+.1f} %",
+                     r.get(f"events_proxy_{key}", "?"), cpu_txt))
+    print_table(("run", "audit off TPS", "audit on TPS", "drop", "events/txn",
+                 "Portcullis CPU/txn off / on (µs)"), rows)
+    print("target (issue 4): with every query audited, TPS drops by no more than 5 %")
+
+
+def cmd_summary(a):
+    r = read_results(a.results)
 
     def f(k):
         return float(r[k])
@@ -350,14 +429,7 @@ def cmd_summary(a):
         row(f"{n} idle sessions: {label} RSS (MiB)", f"{b / 1024:.1f} before",
             f"{d / 1024:.1f} open", f"{per / 1024:.1f} KiB/session",
             f"{after / 1024:.1f} after close")
-    widths = [max(len(str(x[i])) for x in rows + [("what", "direct", "proxied", "delta", "")])
-              for i in range(5)]
-    hdr = ("what", "direct", "proxied", "delta", "")
-    line = lambda x: "  ".join(str(v).ljust(w) for v, w in zip(x, widths)).rstrip()  # noqa: E731
-    print(line(hdr))
-    print(line(tuple("-" * w for w in widths)))
-    for x in rows:
-        print(line(x))
+    print_table(("what", "direct", "proxied", "delta", ""), rows)
     print("\naudit events stored by the end of each proxied run, per transaction: "
           + ", ".join(f"{k}: {r[f'events_proxy_{k}']}" for k in ("c1", "c8", "simple")))
     print(f"idle sessions: {n} opened in {r['idle_open_s']} s, {r['idle_failed']} failed, "
@@ -393,9 +465,11 @@ def main():
             s.add_argument("--parallel", type=int, default=32)
             s.add_argument("--settle", type=float, default=3.0)
             s.add_argument("--check", default="")
-    s = sub.add_parser("summary")
-    s.add_argument("results")
-    s.set_defaults(fn=cmd_summary)
+    for name, fn in (("summary", cmd_summary), ("reference", cmd_reference),
+                     ("audit", cmd_audit)):
+        s = sub.add_parser(name)
+        s.add_argument("results")
+        s.set_defaults(fn=fn)
     a = p.parse_args()
     a.fn(a)
 

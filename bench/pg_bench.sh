@@ -461,82 +461,11 @@ python3 "$helper" summary "$results"
 if [[ " ${paths[*]} " == *" pgbouncer "* ]]; then
   echo
   echo "reference: PgBouncer $(awk -F= '$1 == "pgbouncer_version" {print $2}' "$results"), TLS both sides, no audit (2 processes, so_reuseport, session pooling, same run)"
-  python3 - "$results" <<'PY'
-import sys
-r = {}
-with open(sys.argv[1]) as fh:
-    for line in fh:
-        if "=" in line:
-            k, v = line.rstrip("\n").split("=", 1)
-            r[k] = v
-f = lambda k: float(r[k])  # noqa: E731
-rows = []
-for key, what in (("c1", "pgbench -S -M prepared, 1 client (TPS)"),
-                  ("c8", "pgbench -S -M prepared, 8 clients (TPS)"),
-                  ("simple", "pgbench -S -M simple, 8 clients (TPS)")):
-    d, b, p = f(f"tps_direct_{key}"), f(f"tps_pgbouncer_{key}"), f(f"tps_proxy_{key}")
-    rows.append((what, f"{d:,.0f}", f"{b:,.0f}", f"ratio {b / d:.2f}", f"ratio {p / b:.2f}", ""))
-for q in ("p50", "p99"):
-    d, b, p = f(f"lat_direct_{q}"), f(f"lat_pgbouncer_{q}"), f(f"lat_proxy_{q}")
-    rows.append((f"SELECT 1 round trip {q} (µs)", f"{d:.0f}", f"{b:.0f}", f"{b - d:+.0f} µs",
-                 f"{p - b:+.0f} µs", ""))
-d, b, p = (f(f"latavg_{x}") * 1000 for x in ("direct", "pgbouncer", "proxy"))
-rows.append(("  pgbench select 1 latency average (µs)", f"{d:.0f}", f"{b:.0f}", f"{b - d:+.0f} µs",
-             f"{p - b:+.0f} µs", ""))
-parts = ("postgres", "pgbench", "pgbouncer")
-for k, what in (("postgres", "CPU per txn at 8 clients (µs): PostgreSQL"),
-                ("pgbench", "  pgbench (client)"), ("pgbouncer", "  PgBouncer (both processes)")):
-    d, b = f(f"cpu_{k}_direct"), f(f"cpu_{k}_pgbouncer")
-    rows.append((what, f"{d:.1f}", f"{b:.1f}", f"{b - d:+.1f} µs", "", ""))
-d = sum(f(f"cpu_{x}_direct") for x in ("postgres", "pgbench"))
-b = sum(f(f"cpu_{x}_pgbouncer") for x in parts)
-rows.append(("  all three", f"{d:.1f}", f"{b:.1f}", f"ratio {d / b:.2f}", "",
-             "TPS ratio ceiling when CPU-bound"))
-rows.append((f"  CPUs kept busy (of {r.get('ncpu', '?')})", f"{f('busy_direct'):.2f}",
-             f"{f('busy_pgbouncer'):.2f}", "", "", ""))
-hdr = ("what", "direct", "PgBouncer", "vs direct", "proxied vs PgBouncer", "")
-widths = [max(len(x[i]) for x in rows + [hdr]) for i in range(6)]
-line = lambda x: "  ".join(v.ljust(w) for v, w in zip(x, widths)).rstrip()  # noqa: E731
-print(line(hdr))
-print(line(tuple("-" * w for w in widths)))
-for x in rows:
-    print(line(x))
-print("(no connection set-up rows: PgBouncer keeps its server connections open between clients)")
-PY
+  python3 "$helper" reference "$results"
 fi
 echo
 echo "audit on (pg1) vs off (pg1-quiet: audit_queries: false), same agent and PostgreSQL, same run"
-python3 - "$results" <<'PY'
-import sys
-r = {}
-with open(sys.argv[1]) as fh:
-    for line in fh:
-        if "=" in line:
-            k, v = line.rstrip("\n").split("=", 1)
-            r[k] = v
-f = lambda k: float(r[k])  # noqa: E731
-rows = []
-for key, cpu, what in (("tpcb", "_tpcb", "pgbench (default TPC-B-like), 8 clients"),
-                       ("c8", "", "pgbench -S -M prepared, 8 clients"),
-                       ("simple", "_simple", "pgbench -S -M simple, 8 clients"),
-                       ("c1", None, "pgbench -S -M prepared, 1 client")):
-    on, off = f(f"tps_proxy_{key}"), f(f"tps_quiet_{key}")
-    cpu_txt = ""
-    if cpu is not None:
-        c_on = f(f"cpu_cluster_proxy{cpu}") + f(f"cpu_agent_proxy{cpu}")
-        c_off = f(f"cpu_cluster_quiet{cpu}") + f(f"cpu_agent_quiet{cpu}")
-        cpu_txt = f"{c_off:.1f} / {c_on:.1f}"
-    rows.append((what, f"{off:,.0f}", f"{on:,.0f}", f"{(1 - on / off) * 100:+.1f} %",
-                 r.get(f"events_proxy_{key}", "?"), cpu_txt))
-hdr = ("run", "audit off TPS", "audit on TPS", "drop", "events/txn", "Portcullis CPU/txn off / on (µs)")
-widths = [max(len(x[i]) for x in rows + [hdr]) for i in range(len(hdr))]
-line = lambda x: "  ".join(v.ljust(w) for v, w in zip(x, widths)).rstrip()  # noqa: E731
-print(line(hdr))
-print(line(tuple("-" * w for w in widths)))
-for x in rows:
-    print(line(x))
-print("target (issue 4): with every query audited, TPS drops by no more than 5 %")
-PY
+python3 "$helper" audit "$results"
 if [ -n "${PG_BENCH_PERF:-}" ] && [ -f "$dir/perf.cluster.data" ]; then
   echo
   echo "PG_BENCH_PERF: the proxied 8-client run was profiled (so its figures above are not representative)."
