@@ -1,15 +1,23 @@
 # Shared by the bench scripts (sourced, not run): a cluster, an agent and a logged-in user in
-# a temp dir, and small helpers. The caller defines `die` and sets `bin` (release binaries)
-# and `dir` (its temp dir) first.
+# a temp dir, and small helpers. The caller defines `die` and sets `bin` (release binaries),
+# `dir` (its temp dir) and `TOPOLOGY` (`single`: the agent runs inside the cluster process;
+# `remote`: an agent process joins over the tunnel) first.
 
 step() { echo "== $*" >&2; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # CPU ticks (user + system) a process has used.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# start_cluster DB_SECTION: auth + proxy (+ the agent when DB_SECTION enables db_service) on
-# loopback; sets cluster_pid and proxy_addr. pcctl() administers it.
+# start_cluster DATABASES_YAML: auth + proxy on loopback, serving the `databases:` entries
+# itself with TOPOLOGY=single; sets cluster_pid and proxy_addr. pcctl() administers it.
 start_cluster() {
+  local db_section="db_service: { enabled: false }"
+  if [ "$TOPOLOGY" = single ]; then
+    db_section="db_service:
+  enabled: true
+  databases:
+$1"
+  fi
   cat >"$dir/cluster.yaml" <<CLUSTER
 version: v1
 cluster_name: bench
@@ -20,7 +28,7 @@ auth_service:
   listen_addr: 127.0.0.1:0
   authentication: { second_factor: 'off' }
 proxy_service: { enabled: true, listen_addr: '127.0.0.1:0', mysql_listen_addr: '127.0.0.1:0' }
-$1
+$db_section
 CLUSTER
   "$bin/portcullis" start -c "$dir/cluster.yaml" </dev/null >"$dir/cluster.log" 2>&1 &
   cluster_pid=$!
@@ -34,10 +42,17 @@ CLUSTER
 }
 pcctl() { "$bin/pcctl" -d "$dir/cluster" "$@"; }
 
-# start_agent DATABASES_YAML: an agent process that joins with a fresh token and serves the
-# `databases:` entries given; sets agent_pid.
+# start_agent DATABASES_YAML: with TOPOLOGY=remote, an agent process that joins with a fresh
+# token and serves the `databases:` entries given; with single, a placeholder process (the
+# cluster serves them) so per-process accounting stays uniform. Sets agent_pid.
 start_agent() {
   local token_json token pin
+  if [ "$TOPOLOGY" = single ]; then
+    sleep 100000 &
+    agent_pid=$!
+    return
+  fi
+  step "agent"
   token_json=$(pcctl tokens add --type=db --format=json)
   token=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])' <<<"$token_json")
   pin=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["ca_pin"])' <<<"$token_json")

@@ -66,15 +66,7 @@ db_entry="    - name: shop
       description: sysbench target"
 
 step "cluster ($TOPOLOGY)"
-if [ "$TOPOLOGY" = single ]; then
-  db_section="db_service:
-  enabled: true
-  databases:
-$db_entry"
-else
-  db_section="db_service: { enabled: false }"
-fi
-start_cluster "$db_section"
+start_cluster "$db_entry"
 
 step "MariaDB with TLS from the db CA"
 pcctl auth sign --format=db --host=127.0.0.1,localhost --out="$dir/certs/server" >/dev/null
@@ -95,13 +87,7 @@ for _ in $(seq 100); do
 done
 mariadb -S "$dir/db/mysqld.sock" -u root -e "CREATE USER 'bench'@'%' REQUIRE SUBJECT '/CN=bench'; CREATE DATABASE sbtest; GRANT ALL ON sbtest.* TO 'bench'@'%';"
 
-if [ "$TOPOLOGY" = single ]; then
-  sleep 100000 &
-  agent_pid=$!
-else
-  step "agent"
-  start_agent "$db_entry"
-fi
+start_agent "$db_entry"
 
 step "user and pc db login"
 login_user shop --roles=access --db-users=bench --db-names=sbtest

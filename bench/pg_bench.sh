@@ -108,17 +108,14 @@ trap 'exit 130' INT TERM
 results="$dir/results"
 echo "ncpu=$(nproc)" >"$results"
 put() { echo "$1=$2" >>"$results"; }
-step() { echo "== $*" >&2; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
 
 # --- the cluster: auth + proxy (+ the agent, with PG_BENCH_TOPOLOGY=single) ----------------------
 step "cluster ($TOPOLOGY)"
 pg_port=$(free_port)
-if [ "$TOPOLOGY" = single ]; then
-  db_section="db_service:
-  enabled: true
-  databases:
-    - name: pg1
+# pg1-quiet: the same PostgreSQL with audit_queries: false (the audit-off path).
+databases="    - name: pg1
       protocol: postgres
       uri: '127.0.0.1:$pg_port'
       description: pgbench target
@@ -127,31 +124,7 @@ if [ "$TOPOLOGY" = single ]; then
       uri: '127.0.0.1:$pg_port'
       description: pgbench target, queries not audited
       audit_queries: false"
-else
-  db_section="db_service: { enabled: false }"
-fi
-cat >"$dir/cluster.yaml" <<EOF
-version: v1
-cluster_name: bench
-data_dir: $dir/cluster
-log: { level: warn, format: text }
-auth_service:
-  enabled: true
-  listen_addr: 127.0.0.1:0
-  authentication: { second_factor: 'off' }
-proxy_service: { enabled: true, listen_addr: '127.0.0.1:0', mysql_listen_addr: '127.0.0.1:0' }
-$db_section
-EOF
-"$bin/portcullis" start -c "$dir/cluster.yaml" </dev/null >"$dir/cluster.log" 2>&1 &
-cluster_pid=$!
-for _ in $(seq 200); do
-  [ -s "$dir/cluster/admin/proxy_addr" ] && [ -s "$dir/cluster/admin/auth_addr" ] && [ -f "$dir/cluster/admin/identity.pem" ] && break
-  kill -0 "$cluster_pid" 2>/dev/null || die "the cluster exited during start-up"
-  sleep 0.1
-done
-[ -s "$dir/cluster/admin/proxy_addr" ] || die "the cluster did not write admin/proxy_addr"
-proxy_addr=$(cat "$dir/cluster/admin/proxy_addr")
-pcctl() { "$bin/pcctl" -d "$dir/cluster" "$@"; }
+start_cluster "$databases"
 
 # --- PostgreSQL with a certificate from the db CA ---------------------------------------------
 step "PostgreSQL"
@@ -188,55 +161,11 @@ runuser -u postgres -- "$pgbin/pgbench" -i -q -s 10 -h "$dir/pg" -p "$pg_port" -
   || { cat "$dir/pg/init.log" >&2; die "pgbench -i failed"; }
 
 # --- the agent, a user, pc ------------------------------------------------------------------
-if [ "$TOPOLOGY" = single ]; then
-  # The agent runs inside the cluster process; a placeholder keeps the per-process accounting
-  # below uniform (it uses no CPU and no memory per session).
-  sleep 100000 &
-  agent_pid=$!
-else
-step "agent"
-token_json=$(pcctl tokens add --type=db --format=json)
-token=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])' <<<"$token_json")
-pin=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["ca_pin"])' <<<"$token_json")
-mkdir -p "$dir/agent"
-cat >"$dir/agent/agent.yaml" <<EOF
-version: v1
-cluster_name: bench
-data_dir: $dir/agent/data
-log: { level: warn, format: text }
-auth_service: { enabled: false }
-db_service:
-  enabled: true
-  proxy_addr: '$proxy_addr'
-  join_token: '$token'
-  ca_pin: '$pin'
-  databases:
-    - name: pg1
-      protocol: postgres
-      uri: '127.0.0.1:$pg_port'
-      description: pgbench target
-    - name: pg1-quiet
-      protocol: postgres
-      uri: '127.0.0.1:$pg_port'
-      description: pgbench target, queries not audited
-      audit_queries: false
-EOF
-"$bin/portcullis" start -c "$dir/agent/agent.yaml" </dev/null >"$dir/agent/agent.log" 2>&1 &
-agent_pid=$!
-fi
+start_agent "$databases"
 
 step "user and pc db login"
-printf 'bench-password-0123' | pcctl users add benchuser --roles=access --db-users=bench --db-names=bench --password-stdin >/dev/null
-mkdir -p "$dir/home"
-export HOME="$dir/home" PORTCULLIS_HOME="$dir/home/.portcullis" PGSERVICEFILE="$dir/home/pg_service.conf"
-printf 'bench-password-0123' | "$bin/pc" login --proxy="$proxy_addr" --user=benchuser --password-stdin --insecure >/dev/null
-ok=""
-for _ in $(seq 100); do
-  kill -0 "$agent_pid" 2>/dev/null || die "the agent exited"
-  if "$bin/pc" db ls 2>/dev/null | grep -q pg1-quiet; then ok=1; break; fi
-  sleep 0.2
-done
-[ -n "$ok" ] || die "pg1 never appeared in pc db ls"
+login_user pg1-quiet --roles=access --db-users=bench --db-names=bench
+export PGSERVICEFILE="$dir/home/pg_service.conf"
 "$bin/pc" db login pg1 --db-user=bench --db-name=bench >/dev/null
 "$bin/pc" db env pg1 | grep '^export ' >"$dir/proxy.env"
 echo "export PGSERVICEFILE='$PGSERVICEFILE'" >>"$dir/proxy.env"
@@ -324,7 +253,6 @@ EOF
 fi
 
 # --- measurements -----------------------------------------------------------------------------
-ticks() { python3 "$helper" proc "$1" | cut -d' ' -f1; }
 pg_ticks() { python3 "$helper" tree "$(head -1 "$dir/pg/data/postmaster.pid")"; }
 hz=$(getconf CLK_TCK)
 pgbouncer_ticks() { # both PgBouncer processes together (0 without the reference path)

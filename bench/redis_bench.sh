@@ -79,15 +79,7 @@ db_entry="    - name: cache
       passwords: { bench: 'file:$dir/agent/bench.pass' }"
 
 step "cluster ($TOPOLOGY)"
-if [ "$TOPOLOGY" = single ]; then
-  db_section="db_service:
-  enabled: true
-  databases:
-$db_entry"
-else
-  db_section="db_service: { enabled: false }"
-fi
-start_cluster "$db_section"
+start_cluster "$db_entry"
 
 step "redis-server with TLS from the db CA"
 pcctl auth sign --format=db --host=127.0.0.1,localhost --out="$dir/certs/server" >/dev/null
@@ -115,13 +107,7 @@ for _ in $(seq 50); do
 done
 [ "$(redis-cli "${direct[@]}" --no-auth-warning PING)" = PONG ] || die "redis-server did not answer"
 
-if [ "$TOPOLOGY" = single ]; then
-  sleep 100000 &
-  agent_pid=$!
-else
-  step "agent"
-  start_agent "$db_entry"
-fi
+start_agent "$db_entry"
 
 step "user and pc db login"
 login_user cache --roles=access --db-users=bench

@@ -25,6 +25,16 @@ pub const LATE_DAYS: i64 = 2;
 const SKEW_DAYS: i64 = 1;
 const DAY_MICROS: i64 = 86_400_000_000;
 
+/// Lines as one buffer, each ended by a newline: one `write` for a whole batch.
+fn joined<S: AsRef<str>>(lines: &[S]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(lines.iter().map(|l| l.as_ref().len() + 1).sum());
+    for l in lines {
+        buf.extend_from_slice(l.as_ref().as_bytes());
+        buf.push(b'\n');
+    }
+    buf
+}
+
 /// Appends events to daily files.
 #[derive(Debug, Clone)]
 pub struct FileSink {
@@ -86,12 +96,7 @@ impl FileSink {
 
     /// Appends events, each already one line of JSON, and fsyncs per the policy.
     pub fn write_lines<S: AsRef<str>>(&self, lines: &[S]) -> std::io::Result<()> {
-        let mut buf = Vec::with_capacity(lines.iter().map(|l| l.as_ref().len() + 1).sum());
-        for l in lines {
-            buf.extend_from_slice(l.as_ref().as_bytes());
-            buf.push(b'\n');
-        }
-        self.append(&buf, !lines.is_empty())
+        self.append(&joined(lines), !lines.is_empty())
     }
 
     /// Appends `events` as JSON lines and fsyncs per the policy.
@@ -118,17 +123,12 @@ impl FileSink {
     /// `fsync`: flushed to disk before returning; otherwise written to the kernel (surviving
     /// the process being killed) and left to a periodic [`FileSink::sync`].
     pub fn append_now(&self, lines: &[String], fsync: bool) -> std::io::Result<()> {
-        let mut buf = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
-        for l in lines {
-            buf.extend_from_slice(l.as_bytes());
-            buf.push(b'\n');
-        }
         let rule = if fsync {
             SyncRule::Now
         } else {
             SyncRule::Later
         };
-        self.append_with(&buf, !lines.is_empty(), rule)
+        self.append_with(&joined(lines), !lines.is_empty(), rule)
     }
 
     fn append(&self, buf: &[u8], any: bool) -> std::io::Result<()> {

@@ -36,7 +36,7 @@ use tokio::net::TcpStream;
 
 use crate::query_text::{query_field, AuditedQuery};
 use crate::session::{
-    admit, audit_refusal, must_end, record_end, record_start_failure, refusal, Activity, Asked,
+    admit, must_end, record_activity, record_end, record_start_failure, refusal, Activity, Asked,
     Refusal, RefusalKind, Session,
 };
 use crate::Agent;
@@ -679,16 +679,8 @@ where
                             }
                         }
                     };
-                    if !s.spec.audit_queries {
-                        // Refused commands are recorded whatever the setting.
-                        events.retain(|e| e.kind() == EventKind::DbSessionQueryFailed);
-                    }
                     // On disk before the database sees the command.
-                    if let Err(e) = agent.audit.record(events).await {
-                        tracing::warn!(sid = %s.sid, error = %e, "ending the session: its audit events cannot be recorded");
-                        if let Some(tx) = refuse_tx.take() {
-                            let _ = tx.send(audit_refusal());
-                        }
+                    if !record_activity(agent, s, events, &mut refuse_tx).await {
                         return std::future::pending().await;
                     }
                     match verdict {

@@ -28,7 +28,7 @@ use tokio::net::TcpStream;
 
 use crate::query_text::{query_field, AuditedQuery};
 use crate::session::{
-    admit, audit_refusal, must_end, record_end, record_start_failure, refusal, Activity, Asked,
+    admit, must_end, record_activity, record_end, record_start_failure, refusal, Activity, Asked,
     Refusal, RefusalKind, Session,
 };
 use crate::spec::DbSpec;
@@ -610,11 +610,7 @@ where
                     }
                     // The events are on disk before the database sees the messages: a query
                     // that ran is in the audit log whatever dies afterwards.
-                    if let Err(e) = agent.audit.record(events).await {
-                        tracing::warn!(sid = %s.sid, error = %e, "ending the session: its audit events cannot be recorded");
-                        if let Some(tx) = refuse_tx.take() {
-                            let _ = tx.send(audit_refusal());
-                        }
+                    if !record_activity(agent, s, events, &mut refuse_tx).await {
                         // The server side sends the FATAL and ends the session.
                         return std::future::pending().await;
                     }

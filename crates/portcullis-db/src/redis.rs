@@ -28,7 +28,7 @@ use tokio::sync::{Mutex, Notify};
 
 use crate::query_text::{query_field, AuditedQuery};
 use crate::session::{
-    admit, audit_refusal, must_end, record_end, record_start_failure, refusal, Activity, Asked,
+    admit, must_end, record_activity, record_end, record_start_failure, refusal, Activity, Asked,
     Refusal, RefusalKind, Session,
 };
 use crate::spec::DbSpec;
@@ -492,11 +492,7 @@ where
                         events.push(e);
                     }
                     // On disk before Redis sees the commands.
-                    if let Err(e) = agent.audit.record(events).await {
-                        tracing::warn!(sid = %s.sid, error = %e, "ending the session: its audit events cannot be recorded");
-                        if let Some(tx) = refuse_tx.take() {
-                            let _ = tx.send(audit_refusal());
-                        }
+                    if !record_activity(agent, s, events, &mut refuse_tx).await {
                         return std::future::pending().await;
                     }
                     out.clear();

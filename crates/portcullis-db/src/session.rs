@@ -86,6 +86,31 @@ pub fn audit_refusal() -> Refusal {
     )
 }
 
+/// Records the events of what a session is about to forward, before it is forwarded, and
+/// says whether the session may go on. With `audit_queries: false` only the commands the agent
+/// refuses are kept. When the events cannot be recorded the server side is asked (through
+/// `end`) to close the session with [`audit_refusal`], and the caller forwards nothing more.
+pub async fn record_activity(
+    agent: &Agent,
+    s: &Session,
+    mut events: Vec<Event>,
+    end: &mut Option<tokio::sync::oneshot::Sender<Refusal>>,
+) -> bool {
+    if !s.spec.audit_queries {
+        events.retain(|e| e.kind() == EventKind::DbSessionQueryFailed);
+    }
+    match agent.audit.record(events).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(sid = %s.sid, error = %e, "ending the session: its audit events cannot be recorded");
+            if let Some(tx) = end.take() {
+                let _ = tx.send(audit_refusal());
+            }
+            false
+        }
+    }
+}
+
 /// An authorised session: who, to which database, as which database user.
 #[derive(Debug)]
 pub struct Session {
