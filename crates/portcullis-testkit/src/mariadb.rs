@@ -100,12 +100,19 @@ impl MariaDbBuilder {
         let socket = d.join(SOCKET);
         let log = d.join("server.log");
         write_tls_files(&d, &self.tls)?;
+        // Its own temporary directory: the bootstrap and the server otherwise share /tmp with
+        // every other MariaDB on the machine (a parallel test's install once failed there on
+        // "Could not remove temporary table").
+        let tmp = d.join("tmp");
+        std::fs::create_dir_all(&tmp)
+            .map_err(|e| TestkitError::io(format!("creating {}", tmp.display()), e))?;
         chown_tree_if_root(&d, OS_USER)?;
 
         let mut install = command_as(OS_USER, &install_db, &d)?;
         install
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg("--skip-test-db")
             .arg("--auth-root-authentication-method=socket")
             .arg(format!("--auth-root-socket-user={admin_user}"));
@@ -212,6 +219,7 @@ impl MariaDbBuilder {
             "# written by portcullis-testkit".into(),
             "[mariadbd]".into(),
             "datadir = {data_dir}".into(),
+            "tmpdir = {dir}/tmp".into(),
             "socket = {socket}".into(),
             "port = {port}".into(),
             "bind-address = 127.0.0.1".into(),
