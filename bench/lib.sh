@@ -91,3 +91,70 @@ login_user() {
   done
   [ -n "$ok" ] || die "$db never appeared in pc db ls"
 }
+
+# start_postgres MAX_CONNECTIONS: PostgreSQL 15 on $pg_port (chosen by the caller before
+# start_cluster, whose database entries name it) with a server certificate from the cluster's
+# db CA, database `bench` owned by role `bench`, `pgbench -i -s 10`; durability off so the
+# figures measure the paths, not the disk. Needs $pgbin; sets pg_started (for the caller's
+# cleanup) and defines pgsu (psql as postgres over the socket).
+start_postgres() {
+  step "PostgreSQL"
+  mkdir -p "$dir/certs" "$dir/pg"
+  pcctl auth sign --format=db --host=127.0.0.1,localhost --out="$dir/certs/server" >/dev/null
+  pcctl auth sign --format=db-client --db-user=bench --ttl=12h --out="$dir/certs/direct" >/dev/null
+  cp "$dir/certs/server.crt" "$dir/certs/server.key" "$dir/certs/server.cas" "$dir/pg/"
+  chown -R postgres:postgres "$dir/pg"
+  chmod 600 "$dir/pg/server.key"
+  runuser -u postgres -- "$pgbin/initdb" -D "$dir/pg/data" -U postgres --auth=trust >"$dir/pg/initdb.log" 2>&1 \
+    || { cat "$dir/pg/initdb.log" >&2; die "initdb failed"; }
+  cat >>"$dir/pg/data/postgresql.conf" <<EOF
+listen_addresses = '127.0.0.1'
+port = $pg_port
+unix_socket_directories = '$dir/pg'
+ssl = on
+ssl_cert_file = '$dir/pg/server.crt'
+ssl_key_file = '$dir/pg/server.key'
+ssl_ca_file = '$dir/pg/server.cas'
+max_connections = $1
+shared_buffers = 128MB
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+EOF
+  printf 'local all all trust\nhostssl all all 127.0.0.1/32 cert\n' >"$dir/pg/data/pg_hba.conf"
+  runuser -u postgres -- "$pgbin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/server.log" -w start >/dev/null
+  pg_started=1
+  pgsu -c "CREATE ROLE bench LOGIN"
+  pgsu -c "CREATE DATABASE bench OWNER bench"
+  step "pgbench -i -s 10"
+  runuser -u postgres -- "$pgbin/pgbench" -i -q -s 10 -h "$dir/pg" -p "$pg_port" -U bench bench >"$dir/pg/init.log" 2>&1 \
+    || { cat "$dir/pg/init.log" >&2; die "pgbench -i failed"; }
+}
+pgsu() { runuser -u postgres -- "$pgbin/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir/pg" -p "$pg_port" -U postgres "$@"; }
+
+# pg_env_files AUDITED QUIET: after login_user, `pc db login` to both database entries and
+# the environment files $dir/{proxy,quiet,direct}.env that point libpq at each path (direct:
+# mutual TLS straight to PostgreSQL); checks that every path answers as bench@bench.
+pg_env_files() {
+  export PGSERVICEFILE="$dir/home/pg_service.conf"
+  local db path got
+  for db in "$1:proxy" "$2:quiet"; do
+    path=${db#*:}; db=${db%%:*}
+    "$bin/pc" db login "$db" --db-user=bench --db-name=bench >/dev/null
+    "$bin/pc" db env "$db" | grep '^export ' >"$dir/$path.env"
+    echo "export PGSERVICEFILE='$PGSERVICEFILE'" >>"$dir/$path.env"
+  done
+  cat >"$dir/direct.env" <<EOF
+unset PGSERVICE
+export PGHOST=127.0.0.1 PGPORT=$pg_port PGUSER=bench PGDATABASE=bench PGSSLMODE=verify-full
+export PGSSLROOTCERT='$dir/certs/direct.cas' PGSSLCERT='$dir/certs/direct.crt' PGSSLKEY='$dir/certs/direct.key'
+EOF
+  for path in direct proxy quiet; do
+    got=""
+    for _ in $(seq 50); do
+      got=$( (. "$dir/$path.env"; PGCONNECT_TIMEOUT=10 "$pgbin/psql" -X -A -t -c "select current_user || '@' || current_database()") 2>"$dir/psql.err") && break
+      sleep 0.2
+    done
+    [ "$got" = "bench@bench" ] || { cat "$dir/psql.err" >&2; die "$path path: psql got '$got'"; }
+  done
+}

@@ -127,66 +127,14 @@ databases="    - name: pg1
 start_cluster "$databases"
 
 # --- PostgreSQL with a certificate from the db CA ---------------------------------------------
-step "PostgreSQL"
-mkdir -p "$dir/certs" "$dir/pg"
-pcctl auth sign --format=db --host=127.0.0.1,localhost --out="$dir/certs/server" >/dev/null
-pcctl auth sign --format=db-client --db-user=bench --ttl=12h --out="$dir/certs/direct" >/dev/null
-cp "$dir/certs/server.crt" "$dir/certs/server.key" "$dir/certs/server.cas" "$dir/pg/"
-chown -R postgres:postgres "$dir/pg"
-chmod 600 "$dir/pg/server.key"
-runuser -u postgres -- "$pgbin/initdb" -D "$dir/pg/data" -U postgres --auth=trust >"$dir/pg/initdb.log" 2>&1 \
-  || { cat "$dir/pg/initdb.log" >&2; die "initdb failed"; }
-cat >>"$dir/pg/data/postgresql.conf" <<EOF
-listen_addresses = '127.0.0.1'
-port = $pg_port
-unix_socket_directories = '$dir/pg'
-ssl = on
-ssl_cert_file = '$dir/pg/server.crt'
-ssl_key_file = '$dir/pg/server.key'
-ssl_ca_file = '$dir/pg/server.cas'
-max_connections = $((SESSIONS + 100))
-shared_buffers = 128MB
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-EOF
-printf 'local all all trust\nhostssl all all 127.0.0.1/32 cert\n' >"$dir/pg/data/pg_hba.conf"
-runuser -u postgres -- "$pgbin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/server.log" -w start >/dev/null
-pg_started=1
-pgsu() { runuser -u postgres -- "$pgbin/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir/pg" -p "$pg_port" -U postgres "$@"; }
-pgsu -c "CREATE ROLE bench LOGIN"
-pgsu -c "CREATE DATABASE bench OWNER bench"
-step "pgbench -i -s 10"
-runuser -u postgres -- "$pgbin/pgbench" -i -q -s 10 -h "$dir/pg" -p "$pg_port" -U bench bench >"$dir/pg/init.log" 2>&1 \
-  || { cat "$dir/pg/init.log" >&2; die "pgbench -i failed"; }
+start_postgres $((SESSIONS + 100))
 
 # --- the agent, a user, pc ------------------------------------------------------------------
 start_agent "$databases"
 
 step "user and pc db login"
 login_user pg1-quiet --roles=access --db-users=bench --db-names=bench
-export PGSERVICEFILE="$dir/home/pg_service.conf"
-"$bin/pc" db login pg1 --db-user=bench --db-name=bench >/dev/null
-"$bin/pc" db env pg1 | grep '^export ' >"$dir/proxy.env"
-echo "export PGSERVICEFILE='$PGSERVICEFILE'" >>"$dir/proxy.env"
-# The audit-off path: the same agent and PostgreSQL, a database entry with audit_queries: false.
-"$bin/pc" db login pg1-quiet --db-user=bench --db-name=bench >/dev/null
-"$bin/pc" db env pg1-quiet | grep '^export ' >"$dir/quiet.env"
-echo "export PGSERVICEFILE='$PGSERVICEFILE'" >>"$dir/quiet.env"
-cat >"$dir/direct.env" <<EOF
-unset PGSERVICE
-export PGHOST=127.0.0.1 PGPORT=$pg_port PGUSER=bench PGDATABASE=bench PGSSLMODE=verify-full
-export PGSSLROOTCERT='$dir/certs/direct.cas' PGSSLCERT='$dir/certs/direct.crt' PGSSLKEY='$dir/certs/direct.key'
-EOF
-# libpq needs PGHOST etc. to talk to the right place; check both paths answer as bench@bench.
-for path in direct proxy quiet; do
-  got=""
-  for _ in $(seq 50); do
-    got=$( (. "$dir/$path.env"; PGCONNECT_TIMEOUT=10 "$pgbin/psql" -X -A -t -c "select current_user || '@' || current_database()") 2>"$dir/psql.err") && break
-    sleep 0.2
-  done
-  [ "$got" = "bench@bench" ] || { cat "$dir/psql.err" >&2; die "$path path: psql got '$got'"; }
-done
+pg_env_files pg1 pg1-quiet
 echo "stack up: proxy $proxy_addr, PostgreSQL 127.0.0.1:$pg_port, cluster pid $cluster_pid, agent pid $agent_pid" >&2
 
 # --- the reference path: PgBouncer, mutual TLS 1.3 on both sides, no audit ---------------------

@@ -52,21 +52,10 @@ struct Inner {
 struct Current {
     day: String,
     /// Shared so an fsync runs outside the lock: appends from sessions writing directly (see
-    /// [`FileSink::append_now`]) never wait for another writer's disk flush.
+    /// [`FileSink::append_ndjson`]) never wait for another writer's disk flush.
     file: Arc<File>,
     last_sync: Instant,
     dirty: bool,
-}
-
-/// When an append is fsynced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SyncRule {
-    /// As the sink's [`FsyncPolicy`] says.
-    Policy,
-    /// Now, unless the policy is `never` (the caller needs it on disk before going on).
-    Now,
-    /// Not now: a periodic [`FileSink::sync`] follows.
-    Later,
 }
 
 impl FileSink {
@@ -118,24 +107,14 @@ impl FileSink {
         }
     }
 
-    /// Appends lines now, in the caller's thread: for an agent in the same process, whose
-    /// sessions write their events here before forwarding a query instead of spooling them.
-    /// `fsync`: flushed to disk before returning; otherwise written to the kernel (surviving
-    /// the process being killed) and left to a periodic [`FileSink::sync`].
-    pub fn append_now(&self, lines: &[String], fsync: bool) -> std::io::Result<()> {
-        let rule = if fsync {
-            SyncRule::Now
-        } else {
-            SyncRule::Later
-        };
-        self.append_with(&joined(lines), !lines.is_empty(), rule)
+    /// Appends JSON lines (each ending in `\n`) as they are, in one write, and fsyncs per the
+    /// policy: for the events an agent in the same process spooled, which need neither
+    /// checking nor deduplication.
+    pub fn append_ndjson(&self, lines: &[u8]) -> std::io::Result<()> {
+        self.append(lines, !lines.is_empty())
     }
 
     fn append(&self, buf: &[u8], any: bool) -> std::io::Result<()> {
-        self.append_with(buf, any, SyncRule::Policy)
-    }
-
-    fn append_with(&self, buf: &[u8], any: bool, rule: SyncRule) -> std::io::Result<()> {
         if !any {
             return Ok(());
         }
@@ -173,10 +152,10 @@ impl FileSink {
         if let Some(cur) = guard.as_mut() {
             (&*cur.file).write_all(buf)?;
             let policy = self.inner.options.fsync;
-            let sync = match (rule, policy) {
-                (_, FsyncPolicy::Never) | (SyncRule::Later, _) => false,
-                (SyncRule::Now, _) | (SyncRule::Policy, FsyncPolicy::EveryBatch) => true,
-                (SyncRule::Policy, FsyncPolicy::Interval) => {
+            let sync = match policy {
+                FsyncPolicy::Never => false,
+                FsyncPolicy::EveryBatch => true,
+                FsyncPolicy::Interval => {
                     cur.last_sync.elapsed() >= self.inner.options.fsync_interval
                 }
             };
@@ -405,12 +384,8 @@ impl Sink for FileSink {
         Some(self.inner.dir.clone())
     }
 
-    fn append_now(&self, lines: &[String], fsync: bool) -> Option<std::io::Result<()>> {
-        Some(FileSink::append_now(self, lines, fsync))
-    }
-
-    fn sync_now(&self) -> std::io::Result<()> {
-        self.sync()
+    fn append_ndjson(&self, lines: &[u8]) -> Option<std::io::Result<()>> {
+        Some(FileSink::append_ndjson(self, lines))
     }
 
     async fn write_batch(&self, lines: Arc<Vec<String>>) -> SinkResult<()> {
@@ -448,34 +423,27 @@ mod tests {
     }
 
     #[test]
-    fn append_now_writes_at_once_and_leaves_the_fsync_to_sync_unless_asked() {
+    fn ndjson_appends_share_the_file_with_batches_and_follow_the_fsync_policy() {
         let d = tempfile::tempdir().unwrap();
         let sink = FileSink::new(d.path()).unwrap();
         let line =
             |i: u32| format!(r#"{{"uid":"u{i}","time":"2026-11-21T00:00:00Z","event":"x"}}"#);
-        // Not fsynced: written to the kernel, left dirty for the periodic sync.
-        sink.append_now(&[line(1), line(2)], false).unwrap();
-        assert_eq!(day_file(d.path()).lines().count(), 2);
-        assert!(sink.lock().as_ref().is_some_and(|c| c.dirty));
-        sink.sync().unwrap();
+        sink.append_ndjson(format!("{}\n{}\n", line(1), line(2)).as_bytes())
+            .unwrap();
+        // every_batch (the default): nothing left dirty.
         assert!(sink.lock().as_ref().is_some_and(|c| !c.dirty));
-        // Asked for: fsynced before returning, even though other appends were not.
-        sink.append_now(&[line(3)], false).unwrap();
-        sink.append_now(&[line(4)], true).unwrap();
-        assert!(sink.lock().as_ref().is_some_and(|c| !c.dirty));
-        // Batches from the writer and direct appends share the file, line by line.
-        sink.write_lines(&[line(5)]).unwrap();
-        sink.append_now(&[], true).unwrap();
-        let text = day_file(d.path());
-        let uids: Vec<_> = text
+        sink.write_lines(&[line(3)]).unwrap();
+        sink.append_ndjson(b"").unwrap();
+        sink.append_ndjson(format!("{}\n", line(4)).as_bytes()).unwrap();
+        let uids: Vec<_> = day_file(d.path())
             .lines()
             .map(|l| serde_json::from_str::<Value>(l).unwrap()["uid"].clone())
             .collect();
-        assert_eq!(uids, ["u1", "u2", "u3", "u4", "u5"]);
+        assert_eq!(uids, ["u1", "u2", "u3", "u4"]);
     }
 
     #[test]
-    fn never_policy_is_kept_even_when_a_caller_asks_for_fsync() {
+    fn never_policy_leaves_the_flush_to_the_kernel() {
         let d = tempfile::tempdir().unwrap();
         let sink = FileSink::with_options(
             d.path(),
@@ -485,8 +453,7 @@ mod tests {
             },
         )
         .unwrap();
-        sink.append_now(&["{\"uid\":\"a\"}".to_owned()], true)
-            .unwrap();
+        sink.append_ndjson(b"{\"uid\":\"a\"}\n").unwrap();
         assert!(sink.lock().as_ref().is_some_and(|c| c.dirty));
         assert_eq!(day_file(d.path()).lines().count(), 1);
     }

@@ -81,15 +81,11 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
-    /// Appends lines at once in the caller's thread (see `FileSink::append_now`), for a
-    /// sink that can do so cheaply; `None`: it cannot, so events take the batched path.
-    fn append_now(&self, _lines: &[String], _fsync: bool) -> Option<std::io::Result<()>> {
+    /// Appends JSON lines (each ending in `\n`) as they are, in the caller's thread, and
+    /// syncs per the sink's policy — for a sink that can do so cheaply (the file sink);
+    /// `None`: it cannot, so events take the batched path.
+    fn append_ndjson(&self, _lines: &[u8]) -> Option<std::io::Result<()>> {
         None
-    }
-
-    /// Makes [`Sink::append_now`] writes durable, in the caller's thread.
-    fn sync_now(&self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

@@ -310,40 +310,34 @@ impl AuditLog {
         }
     }
 
-    /// Whether events can be stored at once in the caller's thread: a single sink that
-    /// supports it (the default file sink). A database agent in the same process then writes
-    /// its sessions' events here instead of spooling them and delivering batches — one write
-    /// per query instead of two, with the same guarantee.
-    pub fn can_append_now(&self) -> bool {
-        matches!(self.sinks.as_slice(), [only] if only.append_now(&[], false).is_some())
+    /// Whether [`AuditLog::append_fresh`] works: a single sink that can take JSON lines as
+    /// they are (the default file sink). A database agent in the same process then hands
+    /// over what its sessions spooled in one write per shipping round, instead of as a batch
+    /// that is parsed, deduplicated and re-joined.
+    pub fn can_append_fresh(&self) -> bool {
+        matches!(self.sinks.as_slice(), [only] if only.append_ndjson(b"").is_some())
     }
 
-    /// Stores lines at once (see [`AuditLog::can_append_now`]); `fsync` flushes them to disk
-    /// before returning, otherwise [`AuditLog::sync_now`] must follow within the caller's
-    /// interval. Followers see them as they are stored. The lines are fresh events (new
-    /// uids), so they skip deduplication.
-    pub fn append_now(&self, lines: &[String], fsync: bool) -> std::io::Result<()> {
+    /// Stores JSON lines (each ending in `\n`) of new events — made in this process and
+    /// never stored before, so they skip deduplication — as they are, in the caller's thread
+    /// (it blocks on the disk), fsynced per the sink's policy. Followers see each line.
+    pub fn append_fresh(&self, lines: &[u8]) -> std::io::Result<()> {
         let [sink] = self.sinks.as_slice() else {
             return Err(std::io::Error::other(
                 "the audit log has several sinks; events must go through the writer",
             ));
         };
-        sink.append_now(lines, fsync).unwrap_or_else(|| {
+        sink.append_ndjson(lines).unwrap_or_else(|| {
             Err(std::io::Error::other(
                 "the audit sink cannot store events directly",
             ))
         })?;
         if self.live.receiver_count() > 0 {
-            for line in lines {
-                let _ = self.live.send(Arc::from(line.as_str()));
+            for line in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                let _ = self.live.send(Arc::from(String::from_utf8_lossy(line)));
             }
         }
         Ok(())
-    }
-
-    /// Makes [`AuditLog::append_now`] writes durable.
-    pub fn sync_now(&self) -> std::io::Result<()> {
-        self.sinks.iter().try_for_each(|s| s.sync_now())
     }
 
     /// Searches the first sink.
@@ -643,17 +637,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn direct_appends_need_exactly_one_file_sink_and_reach_followers() {
+    async fn fresh_appends_need_exactly_one_file_sink_and_reach_followers() {
         let one = tempfile::tempdir().unwrap();
         let log = AuditLog::open(one.path()).unwrap();
-        assert!(log.can_append_now());
+        assert!(log.can_append_fresh());
         let mut follow = log.follow();
         let line = r#"{"uid":"00000000-0000-4000-8000-000000000001","time":"2026-11-21T00:00:00Z","event":"db.session.query"}"#;
-        log.append_now(&[line.to_owned()], false).unwrap();
-        log.sync_now().unwrap();
+        let two_lines = format!("{line}\n{}\n", line.replace("01\"", "02\""));
+        log.append_fresh(two_lines.as_bytes()).unwrap();
         assert_eq!(&*follow.recv().await.unwrap(), line);
+        assert!(follow.recv().await.unwrap().contains("-000000000002"));
         let stored = std::fs::read_to_string(one.path().join("events.log")).unwrap();
-        assert_eq!(stored.trim_end(), line);
+        assert_eq!(stored, two_lines);
 
         let two = tempfile::tempdir().unwrap();
         let sinks: Vec<Arc<dyn Sink>> = vec![
@@ -662,8 +657,8 @@ mod tests {
         ];
         let both = AuditLog::with_sinks(sinks, Duration::from_secs(1));
         // Several sinks: every event must reach all of them through the writer.
-        assert!(!both.can_append_now());
-        assert!(both.append_now(&[line.to_owned()], false).is_err());
+        assert!(!both.can_append_fresh());
+        assert!(both.append_fresh(two_lines.as_bytes()).is_err());
     }
 
     #[tokio::test]

@@ -1,19 +1,24 @@
 //! Shipping audit events to auth, through the disk spool.
 //!
-//! The guarantee: an event is on local disk (fsynced, in the [`spool`](crate::spool)) before
+//! The guarantee: an event is on local disk (in the [`spool`](crate::spool)) before
 //! [`AuditSender::record`] / [`AuditSender::send`] return, and sessions forward a query only
-//! after its events are recorded. The shipper delivers spooled segments oldest first and
-//! deletes a segment only after auth acknowledged every event in it; a batch sent again
-//! (after a lost answer, a restart of the agent or of auth) carries the same `uid`s, and auth
-//! stores each `uid` once. So a query that reached the database is in the audit log exactly
-//! once, whichever process is killed when — unless the spool was full and the policy is
-//! `drop_oldest`, which records the loss as an `audit.gap` event.
+//! after its events are recorded. The shipper delivers what the spool holds oldest first and
+//! lets the spool delete a segment only after auth acknowledged every event in it; a batch
+//! sent again (after a lost answer, a restart of the agent or of auth) carries the same
+//! `uid`s, and auth stores each `uid` once. So a query that reached the database is in the
+//! audit log exactly once, whichever process is killed when — unless the spool was full and
+//! the policy is `drop_oldest`, which records the loss as an `audit.gap` event.
 //!
-//! Appends from all sessions are group-committed: one write (and, with `spool_fsync:
-//! every_batch`, one fsync) for whatever arrived while the previous one ran. With the default
-//! `spool_fsync: interval`, "on local disk" means written to the kernel — which survives the
-//! agent being killed — and fsynced within the interval, which bounds what a power loss of the
-//! agent's machine can take.
+//! With the default `spool_fsync: interval`, "on local disk" means copied into the spool's
+//! memory-mapped segment — in the page cache, which survives the agent being killed — by the
+//! session itself, and fsynced within the interval, which bounds what a power loss of the
+//! agent's machine can take. With `every_batch`, appends from all sessions are
+//! group-committed by a writer task: one fsync for whatever arrived while the previous one
+//! ran.
+//!
+//! When auth runs in the same process ([`Deliver::can_store_fresh`]), the shipper writes the
+//! events this process spooled straight into auth's log file, as they are in the spool: one
+//! write per [`SHIP_EVERY`] for all sessions, with nothing parsed or copied per event.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -21,10 +26,12 @@ use std::time::Duration;
 
 use portcullis_api::EventBatch;
 use portcullis_audit::{Event, EventKind};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::identity::ClientSlot;
 pub use crate::spool::{Class, Refused, Spool, Stats, WhenFull};
+
+pub use crate::spool::SHIP_EVERY;
 
 /// Append requests waiting for the spool writer before sessions wait.
 pub const QUEUE: usize = 65_536;
@@ -45,25 +52,19 @@ pub trait Deliver: Send + Sync + 'static {
     /// Stores a batch (auth deduplicates by uid, so a retried batch is stored once).
     fn deliver<'a>(&'a self, batch: &'a [Box<serde_json::value::RawValue>]) -> DeliverFuture<'a>;
 
-    /// Whether [`Deliver::store_now`] works: auth's log is in this process and can store
-    /// events in the caller's thread. Sessions then write their events there instead of to
-    /// the spool: one write per query instead of a spool write, a read back and a second
-    /// write by auth — with the same guarantee (written before the query is forwarded;
-    /// fsynced as `spool_fsync` says).
-    fn can_store_now(&self) -> bool {
+    /// Whether [`Deliver::store_fresh`] works: auth's log is in this process and can store
+    /// lines as they are.
+    fn can_store_fresh(&self) -> bool {
         false
     }
 
-    /// Stores event lines at once; `fsync`: on disk before returning.
-    fn store_now(&self, _lines: &[String], _fsync: bool) -> std::io::Result<()> {
+    /// Stores JSON lines (each ending in `\n`) of events this process made and never
+    /// delivered — so they need neither checking nor deduplication — in one write, and
+    /// fsyncs as auth's log is configured to. Blocks on the disk.
+    fn store_fresh(&self, _lines: &[u8]) -> std::io::Result<()> {
         Err(std::io::Error::other(
             "this audit delivery cannot store events directly",
         ))
-    }
-
-    /// Makes [`Deliver::store_now`] writes durable (the `spool_fsync: interval` tick).
-    fn sync_now(&self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
@@ -115,13 +116,10 @@ pub struct AuditSender {
     tx: mpsc::Sender<Append>,
     spool: Spool,
     max_query_bytes: usize,
-    /// Sessions append to the spool themselves (a short lock and a `write`) instead of
+    /// Sessions append to the spool themselves (a short lock and a memory copy) instead of
     /// handing events to the writer task: used when appends are not fsynced one by one, so an
     /// append never waits for the disk.
     direct: bool,
-    /// Auth's log in this process, when sessions write there instead of the spool
-    /// ([`Deliver::can_store_now`]).
-    store_now: Option<Arc<dyn Deliver>>,
 }
 
 impl std::fmt::Debug for dyn Deliver {
@@ -176,49 +174,23 @@ impl AuditSender {
                 options.spool_dir.display()
             )
         })?;
-        let store_now = deliver.can_store_now().then(|| Arc::clone(&deliver));
-        if store_now.is_some() {
-            tracing::info!("sessions write audit events straight into auth's log in this process (the spool is only drained)");
+        let direct = options.fsync_interval.is_some();
+        spool.set_fsync_each(!direct);
+        if deliver.can_store_fresh() {
+            tracing::info!("the audit shipper writes this process's events straight into auth's log");
         }
-        if let Some(period) = options.fsync_interval {
-            spool.set_fsync_each(false);
-            let syncing = spool.clone();
-            let log = store_now.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(period);
-                loop {
-                    tick.tick().await;
-                    let s = syncing.clone();
-                    let log = log.clone();
-                    let synced = tokio::task::spawn_blocking(move || {
-                        s.sync()?;
-                        log.map_or(Ok(()), |l| l.sync_now())
-                    });
-                    match synced.await {
-                        Ok(Err(e)) => {
-                            tracing::error!(error = %e, "fsyncing the audit spool failed")
-                        }
-                        Err(_) => return,
-                        Ok(Ok(())) => {}
-                    }
-                }
-            });
-        }
+        let period = options.fsync_interval.unwrap_or(SHIP_EVERY);
+        tokio::spawn(maintainer(spool.clone(), period, direct));
         let (tx, rx) = mpsc::channel::<Append>(QUEUE);
-        let ready = Arc::new(Notify::new());
-        tokio::spawn(writer(
-            spool.clone(),
-            rx,
-            Arc::clone(&ready),
-            options.fsync_interval.is_some(),
-        ));
-        tokio::spawn(shipper(spool.clone(), deliver, ready));
+        if !direct {
+            tokio::spawn(writer(spool.clone(), rx));
+        }
+        tokio::spawn(shipper(spool.clone(), deliver));
         Ok(Self {
             tx,
             spool,
             max_query_bytes: options.max_query_bytes,
-            direct: options.fsync_interval.is_some(),
-            store_now,
+            direct,
         })
     }
 
@@ -247,18 +219,7 @@ impl AuditSender {
 
     async fn append(&self, lines: Vec<String>, class: Class) -> Result<(), Refused> {
         let n = lines.len();
-        let r = if let Some(log) = &self.store_now {
-            let stored = if self.direct {
-                log.store_now(&lines, false)
-            } else {
-                // fsynced before returning: off the async workers.
-                let log = Arc::clone(log);
-                tokio::task::spawn_blocking(move || log.store_now(&lines, true))
-                    .await
-                    .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
-            };
-            stored.map_err(|e| Refused::Io(format!("writing the audit log: {e}")))
-        } else if self.direct {
+        let r = if self.direct {
             self.spool
                 .append(&[(lines, class)])
                 .pop()
@@ -311,34 +272,41 @@ impl AuditSender {
     }
 }
 
-/// Appends requests to the spool, group-committed; seals segments as they come due.
-async fn writer(spool: Spool, mut rx: mpsc::Receiver<Append>, ready: Arc<Notify>, direct: bool) {
+/// Every `period`: fsyncs what sessions appended (when they append directly), finishes full
+/// segments and prepares the next one — on a blocking thread.
+async fn maintainer(spool: Spool, period: Duration, sync: bool) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let mut closed = false;
-        // Sessions may append directly (see `AuditSender::direct`): wake on the linger timer
-        // whenever a segment is open, or may be opened by them.
-        let first = if spool.has_open() || direct {
-            match tokio::time::timeout(crate::spool::LINGER, rx.recv()).await {
-                Ok(Some(a)) => Some(a),
-                Ok(None) => {
-                    closed = true;
-                    None
+        tick.tick().await;
+        let s = spool.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let synced = if sync { s.sync() } else { Ok(()) };
+            (synced, s.maintain())
+        });
+        match done.await {
+            Ok((synced, maintained)) => {
+                if let Err(e) = synced {
+                    tracing::error!(error = %e, dir = %spool.dir().display(), "fsyncing the audit spool failed");
                 }
-                Err(_) => None,
+                if let Err(e) = maintained {
+                    tracing::error!(error = %e, dir = %spool.dir().display(), "audit spool housekeeping failed (closing a full segment or preparing the next)");
+                }
             }
-        } else {
-            let a = rx.recv().await;
-            closed = a.is_none();
-            a
-        };
-        let mut group = Vec::new();
-        if let Some(first) = first {
-            group.push(first);
-            while group.len() < GROUP {
-                match rx.try_recv() {
-                    Ok(a) => group.push(a),
-                    Err(_) => break,
-                }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Appends requests to the spool, group-committed: one fsync for everything that arrived
+/// while the previous one ran (`spool_fsync: every_batch`).
+async fn writer(spool: Spool, mut rx: mpsc::Receiver<Append>) {
+    while let Some(first) = rx.recv().await {
+        let mut group = vec![first];
+        while group.len() < GROUP {
+            match rx.try_recv() {
+                Ok(a) => group.push(a),
+                Err(_) => break,
             }
         }
         let n = group.len();
@@ -347,52 +315,47 @@ async fn writer(spool: Spool, mut rx: mpsc::Receiver<Append>, ready: Arc<Notify>
             .map(|a| ((a.lines, a.class), a.done))
             .unzip();
         let s = spool.clone();
-        let linger = if closed {
-            Duration::ZERO
-        } else {
-            crate::spool::LINGER
-        };
-        let done = tokio::task::spawn_blocking(move || {
-            let results = if reqs.is_empty() {
-                Vec::new()
-            } else {
-                s.append(&reqs)
-            };
-            (results, s.seal_if_due(linger))
-        })
-        .await;
-        let (results, sealed) = match done {
-            Ok(x) => x,
-            Err(e) => (
-                vec![Err(Refused::Io(e.to_string())); n],
-                Err(std::io::Error::other("spool writer panicked")),
-            ),
-        };
+        let results = tokio::task::spawn_blocking(move || s.append(&reqs))
+            .await
+            .unwrap_or_else(|e| vec![Err(Refused::Io(e.to_string())); n]);
         for (done, r) in dones.into_iter().zip(results) {
             let _ = done.send(r);
-        }
-        match sealed {
-            Ok(true) => ready.notify_one(),
-            Ok(false) => {}
-            Err(e) => tracing::error!(error = %e, "sealing an audit spool segment failed"),
-        }
-        if closed {
-            return;
         }
     }
 }
 
-/// Delivers sealed segments oldest first; deletes each once auth acknowledged all of it.
-async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>, ready: Arc<Notify>) {
+/// The events in `data` (JSON lines) that parse, each kept as sent; a line that does not —
+/// a write cut short when an earlier run was killed, whose query was never forwarded — is
+/// skipped with a warning.
+fn parse_lines(seq: u64, data: &[u8]) -> Vec<Box<serde_json::value::RawValue>> {
+    let mut events = Vec::new();
+    for line in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        match std::str::from_utf8(line)
+            .ok()
+            .and_then(|l| serde_json::value::RawValue::from_string(l.to_owned()).ok())
+        {
+            Some(raw) => events.push(raw),
+            None => tracing::warn!(
+                segment = seq,
+                "audit spool: skipping an unreadable line (a write cut short by a crash; its query was never forwarded)"
+            ),
+        }
+    }
+    events
+}
+
+/// Delivers what the spool holds, oldest first, and marks it delivered once auth has it.
+async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>) {
     let mut backoff = Duration::from_millis(100);
     let mut failing_since: Option<tokio::time::Instant> = None;
     let mut backlog = false;
+    let local = deliver.can_store_fresh();
     loop {
         let s = spool.clone();
-        let (seq, events) = match tokio::task::spawn_blocking(move || s.oldest()).await {
-            Ok(Ok(Some(x))) => x,
+        let batch = match tokio::task::spawn_blocking(move || s.unshipped()).await {
+            Ok(Ok(Some(b))) => b,
             Ok(Ok(None)) => {
-                ready.notified().await;
+                tokio::time::sleep(SHIP_EVERY).await;
                 continue;
             }
             Ok(Err(e)) => {
@@ -405,64 +368,75 @@ async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>, ready: Arc<Notify>) {
                 continue;
             }
         };
-        let mut at = 0;
-        while at < events.len() {
-            // At most BATCH events and BATCH_BYTES per request (auth takes 1 MiB bodies); one
-            // event always goes, whatever its size.
-            let mut end = at;
-            let mut bytes = 0usize;
-            while end < events.len() && end - at < BATCH {
-                let len = events.get(end).map_or(0, |e| e.get().len() + 1);
-                if end > at && bytes + len > BATCH_BYTES {
-                    break;
+        let lines = batch.data.iter().filter(|&&b| b == b'\n').count() as u64;
+        let delivered = if local && batch.fresh {
+            let d = Arc::clone(&deliver);
+            let data = batch.data;
+            tokio::task::spawn_blocking(move || d.store_fresh(&data).map_err(|e| e.to_string()))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()))
+        } else {
+            deliver_all(&*deliver, batch.seq, &batch.data).await
+        };
+        match delivered {
+            Ok(()) => {
+                backoff = Duration::from_millis(100);
+                if let Some(since) = failing_since.take() {
+                    tracing::info!(
+                        after = ?since.elapsed(),
+                        spooled_bytes = spool.stats.bytes.load(Ordering::Relaxed),
+                        "audit delivery works again; draining the spool"
+                    );
                 }
-                bytes += len;
-                end += 1;
-            }
-            let chunk = events.get(at..end).unwrap_or_default();
-            match deliver.deliver(chunk).await {
-                Ok(()) => {
-                    at = end;
-                    backoff = Duration::from_millis(100);
-                    if let Some(since) = failing_since.take() {
-                        tracing::info!(
-                            after = ?since.elapsed(),
-                            spooled_bytes = spool.stats.bytes.load(Ordering::Relaxed),
-                            "audit delivery works again; draining the spool"
-                        );
-                    }
-                }
-                Err(e) => {
-                    if failing_since.is_none() {
-                        failing_since = Some(tokio::time::Instant::now());
-                        backlog = true;
-                        tracing::warn!(error = %e, events = chunk.len(), "delivering audit events failed; they stay in the spool (on disk) and are retried");
-                    } else {
-                        tracing::debug!(error = %e, "delivering audit events failed again");
-                    }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    if !spool.contains(seq) {
-                        // Dropped to make room (drop_oldest); the audit.gap event counts it.
-                        break;
-                    }
+                let empty = spool.shipped(batch.seq, batch.end, lines);
+                if empty && backlog {
+                    backlog = false;
+                    let st = &spool.stats;
+                    tracing::info!(
+                        delivered_total = st.delivered.load(Ordering::Relaxed),
+                        dropped_total = st.dropped.load(Ordering::Relaxed),
+                        refused_total = st.refused.load(Ordering::Relaxed),
+                        refused_sessions_total = st.refused_sessions.load(Ordering::Relaxed),
+                        "audit spool drained"
+                    );
                 }
             }
-        }
-        let s = spool.clone();
-        let empty = tokio::task::spawn_blocking(move || s.remove(seq))
-            .await
-            .unwrap_or(false);
-        if empty && backlog {
-            backlog = false;
-            let st = &spool.stats;
-            tracing::info!(
-                delivered_total = st.delivered.load(Ordering::Relaxed),
-                dropped_total = st.dropped.load(Ordering::Relaxed),
-                refused_total = st.refused.load(Ordering::Relaxed),
-                refused_sessions_total = st.refused_sessions.load(Ordering::Relaxed),
-                "audit spool drained"
-            );
+            Err(e) => {
+                if failing_since.is_none() {
+                    failing_since = Some(tokio::time::Instant::now());
+                    backlog = true;
+                    tracing::warn!(error = %e, events = lines, "delivering audit events failed; they stay in the spool (on disk) and are retried");
+                } else {
+                    tracing::debug!(error = %e, "delivering audit events failed again");
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
         }
     }
+}
+
+/// Delivers JSON lines in requests of at most [`BATCH`] events and [`BATCH_BYTES`] (one event
+/// always goes, whatever its size); stops at the first failure (a retry sends everything
+/// again, and auth stores each uid once).
+async fn deliver_all(deliver: &dyn Deliver, seq: u64, data: &[u8]) -> Result<(), String> {
+    let events = parse_lines(seq, data);
+    let mut at = 0;
+    while at < events.len() {
+        let mut end = at;
+        let mut bytes = 0usize;
+        while end < events.len() && end - at < BATCH {
+            let len = events.get(end).map_or(0, |e| e.get().len() + 1);
+            if end > at && bytes + len > BATCH_BYTES {
+                break;
+            }
+            bytes += len;
+            end += 1;
+        }
+        deliver
+            .deliver(events.get(at..end).unwrap_or_default())
+            .await?;
+        at = end;
+    }
+    Ok(())
 }

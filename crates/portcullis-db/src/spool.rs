@@ -1,30 +1,46 @@
 //! The agent's audit spool: every event is on local disk before the session goes on, and
 //! stays there until auth has acknowledged it.
 //!
-//! Layout: `<dir>/<20-digit sequence>.seg`, append-only files of JSON lines (one event per
-//! line, as it will be stored). Appends are grouped and fsynced once per group; a segment
-//! is sealed when it reaches its size or has been open for [`LINGER`], and the shipper
-//! delivers sealed segments oldest first and deletes each once auth has acknowledged all of
-//! its events. A segment left behind by a killed process is simply delivered on the next
-//! start (a torn last line — never acknowledged to its session — is skipped).
+//! Layout: `<dir>/<20-digit sequence>.seg`, files of JSON lines (one event per line, as it
+//! will be stored). The segment being written is a pre-sized file mapped into memory
+//! ([`MappedFile`]): appending an event is a memory copy, and once the copy ends the bytes
+//! are in the page cache, where they survive the agent being killed. Durability against power
+//! loss is an `fdatasync` — of every append before it is acknowledged (`spool_fsync:
+//! every_batch`) or on a short timer (`interval`). A full segment is retired and, outside the
+//! appenders' lock, unmapped, trimmed to its data and fsynced ([`Spool::maintain`], which
+//! also prepares the next segment's file so that appenders never wait for a file to be
+//! created and its pages faulted in).
 //!
-//! The spool is bounded by `max_bytes` (the sum of the segment files). What happens when an
-//! event does not fit is [`WhenFull`]'s choice; nothing is dropped without a warning, a count
-//! in [`Stats`] and an `audit.gap` event.
+//! The shipper reads what has not been delivered yet — from the oldest segment, including the
+//! one being written — with ordinary reads of the page cache ([`Spool::unshipped`]), and marks
+//! it delivered once auth has acknowledged it ([`Spool::shipped`]); a segment is deleted when
+//! it is retired and entirely delivered. What was delivered is kept in memory only: after a
+//! restart every segment left behind is delivered again from its start, and auth, which
+//! stores each `uid` once, drops the repeats. A killed process can leave the last line of its
+//! last segment torn (it was never acknowledged to its session, so its query never ran) and
+//! zeros after its data; reopening trims the zeros and the shipper skips the torn line.
+//!
+//! The spool is bounded by `max_bytes` of undelivered events. What happens when an event does
+//! not fit is [`WhenFull`]'s choice; nothing is dropped without a warning, a count in
+//! [`Stats`] and an `audit.gap` event.
 
 use std::collections::VecDeque;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::{self, File};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Longest a segment stays open (so events reach auth within about this long).
-pub const LINGER: Duration = Duration::from_millis(100);
-/// Largest segment file.
+use portcullis_mapfile::MappedFile;
+
+/// How often the shipper looks for new events and [`Spool::maintain`] runs: events reach auth
+/// within about this long.
+pub const SHIP_EVERY: Duration = Duration::from_millis(50);
+/// Largest segment file (a single larger group of events gets a segment of its own size).
 pub const SEGMENT_MAX: u64 = 4 * 1024 * 1024;
+/// The next segment, prepared ahead (renamed to its sequence name when it is first written).
+const STANDBY: &str = "next.seg.tmp";
 
 /// What to do when the spool is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,14 +98,48 @@ pub struct Stats {
     pub bytes: AtomicU64,
 }
 
+
+/// One segment file's bookkeeping.
+#[derive(Debug)]
 struct Segment {
     seq: u64,
+    /// Bytes of events in it (whole lines, each ending in `\n`).
     bytes: u64,
+    /// Bytes from the start that auth has acknowledged.
+    shipped: u64,
     /// Events other than `audit.gap`.
     events: u64,
+    /// Of those, how many auth has acknowledged.
+    shipped_events: u64,
     /// The `lost` counts of the `audit.gap` events in it (so dropping a gap event carries
     /// its count into the next one).
     gap_lost: u64,
+    /// Written by this process: every line is whole and has never been delivered.
+    fresh: bool,
+}
+
+impl Segment {
+    fn new(seq: u64) -> Self {
+        Self {
+            seq,
+            bytes: 0,
+            shipped: 0,
+            events: 0,
+            shipped_events: 0,
+            gap_lost: 0,
+            fresh: true,
+        }
+    }
+
+    fn undelivered(&self) -> u64 {
+        self.bytes - self.shipped
+    }
+
+    /// Events lost if it is deleted now.
+    fn lost_if_dropped(&self) -> u64 {
+        let gaps = if self.shipped == 0 { self.gap_lost } else { 0 };
+        self.events - self.shipped_events + gaps
+    }
 }
 
 /// The `lost` count if `line` is an `audit.gap` event.
@@ -102,34 +152,75 @@ fn gap_count(line: &[u8]) -> Option<u64> {
     (v.get("event")?.as_str()? == "audit.gap").then(|| v.get("lost")?.as_u64())?
 }
 
-struct OpenSegment {
+/// The segment being written, mapped.
+struct Writing {
     seg: Segment,
-    file: File,
-    since: Instant,
+    map: MappedFile,
 }
 
 struct Inner {
+    /// Closed segments waiting for (the rest of) their delivery, oldest first: retired ones
+    /// after [`Spool::maintain`] finished them, and those an earlier run left.
     sealed: VecDeque<Segment>,
-    open: Option<OpenSegment>,
-    /// Full or due segments waiting for their fsync, which runs outside the lock so that
-    /// sessions appending meanwhile never wait for the disk (`spool_fsync: interval`).
-    unsynced: Vec<OpenSegment>,
+    /// Full segments not finished yet (unmapped, trimmed, fsynced); readable meanwhile.
+    retired: Vec<Writing>,
+    /// The segment appends go to.
+    open: Option<Writing>,
+    /// The next segment's file, created and faulted in ahead.
+    standby: Option<MappedFile>,
     next_seq: u64,
+    /// Undelivered bytes.
     used: u64,
+    /// A segment name was created since the directory was last fsynced.
+    dir_dirty: bool,
+}
+
+impl Inner {
+    fn segments(&self) -> impl Iterator<Item = &Segment> {
+        self.sealed
+            .iter()
+            .chain(self.retired.iter().map(|w| &w.seg))
+            .chain(self.open.iter().map(|w| &w.seg))
+    }
+
+    fn segment_mut(&mut self, seq: u64) -> Option<&mut Segment> {
+        if let Some(s) = self.sealed.iter_mut().find(|s| s.seq == seq) {
+            return Some(s);
+        }
+        if let Some(w) = self.retired.iter_mut().find(|w| w.seg.seq == seq) {
+            return Some(&mut w.seg);
+        }
+        self.open.as_mut().map(|w| &mut w.seg).filter(|s| s.seq == seq)
+    }
 }
 
 /// Builds the `audit.gap` line for `lost` events.
 pub type GapEvent = Box<dyn Fn(u64) -> String + Send + Sync>;
 
-/// The spool (cheap to clone; every method blocks on the disk, so call it from blocking
-/// threads).
+/// Events not delivered yet, read from one segment.
+#[derive(Debug)]
+pub struct Unshipped {
+    /// The segment.
+    pub seq: u64,
+    /// Where in it they end (for [`Spool::shipped`]).
+    pub end: u64,
+    /// Written by this process since it started: whole lines of new events, never delivered
+    /// (so they need no checking and no deduplication).
+    pub fresh: bool,
+    /// The lines, each ending in `\n`.
+    pub data: Vec<u8>,
+}
+
+/// The spool (cheap to clone; methods that touch files block, so call them from blocking
+/// threads — except [`Spool::append`] with `spool_fsync: interval`, which only copies into
+/// memory unless a segment must be created or dropped).
 #[derive(Clone)]
 pub struct Spool {
     dir: PathBuf,
-    /// Whether every append is fsynced before it is acknowledged (`false`: written to the
-    /// kernel before it is acknowledged — which survives the process being killed — and fsynced
-    /// by [`Spool::sync`] on a short timer, for power loss).
-    fsync_each: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether every append is fsynced before it is acknowledged (`false`: in the page cache
+    /// before it is acknowledged — which survives the process being killed — and fsynced by
+    /// [`Spool::sync`] on a short timer, for power loss).
+    fsync_each: Arc<AtomicBool>,
     max_bytes: u64,
     segment_max: u64,
     when_full: WhenFull,
@@ -157,6 +248,34 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Reads a segment an earlier run left: trims the zeros after its data (a mapped segment
+/// is pre-sized) and counts its events.
+fn recover(path: &Path, seq: u64) -> std::io::Result<Segment> {
+    let data = fs::read(path)?;
+    let end = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    if end < data.len() {
+        fs::OpenOptions::new()
+            .write(true)
+            .open(path)?
+            .set_len(end as u64)?;
+    }
+    let mut seg = Segment::new(seq);
+    seg.fresh = false;
+    seg.bytes = end as u64;
+    for line in data
+        .get(..end)
+        .unwrap_or_default()
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+    {
+        match gap_count(line) {
+            Some(n) => seg.gap_lost += n,
+            None => seg.events += 1,
+        }
+    }
+    Ok(seg)
+}
+
 impl Spool {
     /// Opens (creating) the spool in `dir`; segments already there are queued for delivery.
     pub fn open(
@@ -170,6 +289,10 @@ impl Spool {
             use std::os::unix::fs::PermissionsExt;
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
         }
+        match fs::remove_file(dir.join(STANDBY)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         let mut found = Vec::new();
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
@@ -181,20 +304,12 @@ impl Spool {
             else {
                 continue;
             };
-            let data = fs::read(entry.path())?;
-            let (mut events, mut gap_lost) = (0, 0);
-            for line in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                match gap_count(line) {
-                    Some(n) => gap_lost += n,
-                    None => events += 1,
-                }
+            let seg = recover(&entry.path(), seq)?;
+            if seg.bytes == 0 {
+                fs::remove_file(entry.path())?;
+            } else {
+                found.push(seg);
             }
-            found.push(Segment {
-                seq,
-                bytes: data.len() as u64,
-                events,
-                gap_lost,
-            });
         }
         found.sort_by_key(|s| s.seq);
         let used = found.iter().map(|s| s.bytes).sum();
@@ -213,16 +328,18 @@ impl Spool {
         stats.bytes.store(used, Ordering::Relaxed);
         Ok(Self {
             dir: dir.to_owned(),
-            fsync_each: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            fsync_each: Arc::new(AtomicBool::new(true)),
             max_bytes,
             segment_max: (max_bytes / 8).clamp(4096, SEGMENT_MAX),
             when_full,
             inner: Arc::new(Mutex::new(Inner {
                 sealed: found.into(),
+                retired: Vec::new(),
                 open: None,
-                unsynced: Vec::new(),
+                standby: None,
                 next_seq,
                 used,
+                dir_dirty: false,
             })),
             gap: Arc::new(gap),
             stats,
@@ -253,24 +370,34 @@ impl Spool {
         self.fsync_each.store(each, Ordering::Relaxed);
     }
 
-    /// Flushes what has been written to disk (the timer's job when appends are not fsynced).
-    pub fn sync(&self) -> std::io::Result<()> {
-        // The fsync runs on a second handle, outside the lock: appends go on meanwhile.
-        let file = {
-            let inner = self.lock();
-            match inner.open.as_ref() {
-                Some(open) => Some(open.file.try_clone()?),
-                None => None,
-            }
-        };
-        match file {
-            Some(f) => f.sync_data(),
-            None => Ok(()),
-        }
+    fn fsync_each(&self) -> bool {
+        self.fsync_each.load(Ordering::Relaxed)
     }
 
-    /// Appends groups of event lines (each group all or nothing) with one fsync; returns one
-    /// result per group. `Ok` means the group is on disk.
+    /// Flushes what has been appended to disk (the timer's job when appends are not fsynced
+    /// one by one).
+    pub fn sync(&self) -> std::io::Result<()> {
+        // The fsyncs run on second handles, outside the lock: appends go on meanwhile.
+        let (file, dir_dirty) = {
+            let mut inner = self.lock();
+            let file = match inner.open.as_ref() {
+                Some(w) => Some(w.map.file().try_clone()?),
+                None => None,
+            };
+            (file, std::mem::take(&mut inner.dir_dirty))
+        };
+        if let Some(f) = file {
+            f.sync_data()?;
+        }
+        if dir_dirty {
+            sync_dir(&self.dir).inspect_err(|_| self.lock().dir_dirty = true)?;
+        }
+        Ok(())
+    }
+
+    /// Appends groups of event lines (each group all or nothing); returns one result per
+    /// group. `Ok` means the group is in the page cache, and on disk if every append is
+    /// fsynced.
     pub fn append(&self, groups: &[(Vec<String>, Class)]) -> Vec<Result<(), Refused>> {
         let mut inner = self.lock();
         let mut results = Vec::with_capacity(groups.len());
@@ -302,15 +429,24 @@ impl Spool {
                 Err(e) => results.push(Err(Refused::Io(e.to_string()))),
             }
         }
-        if dirty && self.fsync_each.load(Ordering::Relaxed) {
-            if let Some(open) = inner.open.as_mut() {
-                if let Err(e) = open.file.sync_data() {
-                    // Nothing in this group is known to be durable.
-                    let e = Refused::Io(e.to_string());
-                    for r in &mut results {
-                        if r.is_ok() {
-                            *r = Err(e.clone());
-                        }
+        if dirty && self.fsync_each() {
+            let synced = inner
+                .open
+                .as_ref()
+                .map_or(Ok(()), |w| w.map.file().sync_data())
+                .and_then(|()| {
+                    if std::mem::take(&mut inner.dir_dirty) {
+                        sync_dir(&self.dir)
+                    } else {
+                        Ok(())
+                    }
+                });
+            if let Err(e) = synced {
+                // Nothing in this group is known to be durable.
+                let e = Refused::Io(e.to_string());
+                for r in &mut results {
+                    if r.is_ok() {
+                        *r = Err(e.clone());
                     }
                 }
             }
@@ -335,26 +471,22 @@ impl Spool {
         let need = bytes + 1024;
         let (mut lost, mut events) = (0, 0);
         while inner.used + need > limit {
-            if inner.sealed.is_empty() && !inner.unsynced.is_empty() {
-                // About to be dropped: no need to wait for their fsync.
-                let mut pending = std::mem::take(&mut inner.unsynced);
-                pending.sort_by_key(|o| o.seg.seq);
-                inner.sealed.extend(pending.into_iter().map(|o| o.seg));
-            }
-            if inner.sealed.is_empty() {
-                if inner.open.as_ref().is_some_and(|o| o.seg.bytes > 0) {
-                    self.seal(inner).map_err(|e| Refused::Io(e.to_string()))?;
-                } else {
-                    break;
-                }
-            }
-            let Some(seg) = inner.sealed.pop_front() else {
+            let seg = if let Some(seg) = inner.sealed.pop_front() {
+                seg
+            } else if !inner.retired.is_empty() {
+                let w = inner.retired.remove(0);
+                drop(w.map);
+                w.seg
+            } else if let Some(w) = inner.open.take() {
+                drop(w.map);
+                w.seg
+            } else {
                 break;
             };
             let _ = fs::remove_file(segment_path(&self.dir, seg.seq));
-            inner.used -= seg.bytes;
-            lost += seg.events + seg.gap_lost;
-            events += seg.events;
+            inner.used -= seg.undelivered();
+            lost += seg.lost_if_dropped();
+            events += seg.events - seg.shipped_events;
         }
         if lost > 0 {
             let total = self.stats.dropped.fetch_add(events, Ordering::Relaxed) + events;
@@ -368,58 +500,63 @@ impl Spool {
         Ok(lost)
     }
 
+    /// Makes a segment that takes `bytes` the open one: the prepared standby file when it is
+    /// big enough, else a new file.
+    fn open_segment(&self, inner: &mut Inner, bytes: u64) -> std::io::Result<()> {
+        let seq = inner.next_seq;
+        let path = segment_path(&self.dir, seq);
+        let map = match inner.standby.take() {
+            Some(m) if m.len() as u64 >= bytes => {
+                fs::rename(self.dir.join(STANDBY), &path)?;
+                m
+            }
+            other => {
+                inner.standby = other;
+                let len = usize::try_from(self.segment_max.max(bytes))
+                    .map_err(|_| std::io::Error::other("audit events too large to spool"))?;
+                MappedFile::create(&path, len, false)?
+            }
+        };
+        inner.next_seq += 1;
+        // The new name must survive a crash as well as its contents: fsynced with the next
+        // append when every append is, else with the timer's sync.
+        inner.dir_dirty = true;
+        inner.open = Some(Writing {
+            seg: Segment::new(seq),
+            map,
+        });
+        Ok(())
+    }
+
     /// Appends `lines`; `gap_lost` > 0 marks them as one `audit.gap` event for that many.
     fn write(&self, inner: &mut Inner, lines: &[String], gap_lost: u64) -> std::io::Result<()> {
         let bytes: u64 = lines.iter().map(|l| l.len() as u64 + 1).sum();
         if inner
             .open
             .as_ref()
-            .is_some_and(|o| o.seg.bytes > 0 && o.seg.bytes + bytes > self.segment_max)
+            .is_some_and(|w| w.seg.bytes + bytes > w.map.len() as u64)
         {
             self.retire(inner)?;
         }
         if inner.open.is_none() {
-            let seq = inner.next_seq;
-            inner.next_seq += 1;
-            let file = OpenOptions::new()
-                .create_new(true)
-                .append(true)
-                .mode(0o600)
-                .open(segment_path(&self.dir, seq))?;
-            // The new name must survive a crash as well as its contents: now when every batch
-            // is fsynced, else with the segment's own fsync (see `seal_if_due`).
-            if self.fsync_each.load(Ordering::Relaxed) {
-                sync_dir(&self.dir)?;
-            }
-            inner.open = Some(OpenSegment {
-                seg: Segment {
-                    seq,
-                    bytes: 0,
-                    events: 0,
-                    gap_lost: 0,
-                },
-                file,
-                since: Instant::now(),
-            });
+            self.open_segment(inner, bytes)?;
         }
-        let mut buf = Vec::with_capacity(bytes as usize);
-        for l in lines {
-            buf.extend_from_slice(l.as_bytes());
-            buf.push(b'\n');
-        }
-        let Some(open) = inner.open.as_mut() else {
-            return Err(std::io::Error::other("no open segment"));
+        let Some(w) = inner.open.as_mut() else {
+            return Err(std::io::Error::other("no open audit spool segment"));
         };
-        if let Err(e) = open.file.write_all(&buf) {
-            // A partial line may be on disk; later lines start on a fresh segment.
-            let _ = self.seal(inner);
-            return Err(e);
+        let mut at = usize::try_from(w.seg.bytes).map_err(std::io::Error::other)?;
+        for l in lines {
+            w.map
+                .write_at(at, l.as_bytes())
+                .and_then(|()| w.map.write_at(at + l.len(), b"\n"))
+                .map_err(std::io::Error::other)?;
+            at += l.len() + 1;
         }
-        open.seg.bytes += bytes;
+        w.seg.bytes += bytes;
         if gap_lost > 0 {
-            open.seg.gap_lost += gap_lost;
+            w.seg.gap_lost += gap_lost;
         } else {
-            open.seg.events += lines.len() as u64;
+            w.seg.events += lines.len() as u64;
             self.stats
                 .spooled
                 .fetch_add(lines.len() as u64, Ordering::Relaxed);
@@ -428,131 +565,120 @@ impl Spool {
         Ok(())
     }
 
-    /// Closes the open segment (fsynced) and queues it for delivery.
-    fn seal(&self, inner: &mut Inner) -> std::io::Result<()> {
-        if let Some(open) = inner.open.take() {
-            open.file.sync_data()?;
-            if open.seg.bytes > 0 {
-                inner.sealed.push_back(open.seg);
-            } else {
-                let _ = fs::remove_file(segment_path(&self.dir, open.seg.seq));
-            }
-        }
-        Ok(())
-    }
-
-    /// Closes the open segment for delivery: sealed at once when every batch is fsynced,
-    /// else queued for [`Spool::seal_if_due`] to fsync outside the lock.
+    /// Moves the open segment to the retired ones (fsynced first when every append is).
     fn retire(&self, inner: &mut Inner) -> std::io::Result<()> {
-        if self.fsync_each.load(Ordering::Relaxed) {
-            return self.seal(inner);
-        }
-        if let Some(open) = inner.open.take() {
-            inner.unsynced.push(open);
+        if let Some(w) = inner.open.take() {
+            if self.fsync_each() {
+                w.map.file().sync_data()?;
+            }
+            inner.retired.push(w);
         }
         Ok(())
     }
 
-    /// Seals the open segment if it has been open for `linger`, and every segment waiting for
-    /// its fsync (the fsyncs run without holding the lock); returns whether anything waits for
-    /// delivery.
-    pub fn seal_if_due(&self, linger: Duration) -> std::io::Result<bool> {
-        let pending = {
-            let mut inner = self.lock();
-            if inner
-                .open
-                .as_ref()
-                .is_some_and(|o| o.seg.bytes > 0 && o.since.elapsed() >= linger)
-            {
-                self.retire(&mut inner)?;
-            }
-            std::mem::take(&mut inner.unsynced)
-        };
+    /// Housekeeping outside the appenders' way, every [`SHIP_EVERY`]: finishes retired
+    /// segments (unmapped, trimmed to their data, fsynced; deleted if already delivered) and
+    /// prepares the next segment's file.
+    pub fn maintain(&self) -> std::io::Result<()> {
+        let retired = std::mem::take(&mut self.lock().retired);
         let mut result = Ok(());
-        let mut done = Vec::with_capacity(pending.len());
-        for open in pending {
-            if let Err(e) = open.file.sync_data() {
-                result = Err(e);
+        let mut done = Vec::with_capacity(retired.len());
+        for w in retired {
+            let len = usize::try_from(w.seg.bytes).unwrap_or(usize::MAX);
+            match w.map.finish(len).and_then(|f| f.sync_data()) {
+                Ok(()) => {}
+                Err(e) => result = Err(e),
             }
-            done.push(open.seg);
+            done.push(w.seg);
         }
         if !done.is_empty() {
-            if let Err(e) = sync_dir(&self.dir) {
-                result = Err(e);
+            let mut inner = self.lock();
+            for seg in done {
+                if seg.undelivered() == 0 {
+                    let _ = fs::remove_file(segment_path(&self.dir, seg.seq));
+                } else {
+                    // In order: the shipper delivers the oldest first.
+                    let at = inner.sealed.partition_point(|s| s.seq < seg.seq);
+                    inner.sealed.insert(at, seg);
+                }
             }
         }
-        let mut inner = self.lock();
-        for seg in done {
-            if seg.bytes > 0 {
-                // In order: the shipper delivers the oldest first.
-                let at = inner.sealed.partition_point(|s| s.seq < seg.seq);
-                inner.sealed.insert(at, seg);
-            } else {
-                let _ = fs::remove_file(segment_path(&self.dir, seg.seq));
+        if self.lock().standby.is_none() {
+            let path = self.dir.join(STANDBY);
+            let _ = fs::remove_file(&path);
+            let len = usize::try_from(self.segment_max).unwrap_or(4096);
+            match MappedFile::create(&path, len, true) {
+                Ok(m) => self.lock().standby = Some(m),
+                Err(e) => result = Err(e),
             }
         }
-        result.map(|()| !inner.sealed.is_empty())
+        result
     }
 
-    /// Whether a segment is open with events in it.
-    pub fn has_open(&self) -> bool {
-        self.lock().open.as_ref().is_some_and(|o| o.seg.bytes > 0)
-    }
-
-    /// The oldest sealed segment: its sequence number and its events (a torn last line is
-    /// skipped).
-    pub fn oldest(&self) -> std::io::Result<Option<(u64, Vec<Box<serde_json::value::RawValue>>)>> {
-        let Some(seq) = self.lock().sealed.front().map(|s| s.seq) else {
-            return Ok(None);
+    /// What the oldest segment with undelivered events holds after what was delivered, or
+    /// `None` when everything is delivered.
+    pub fn unshipped(&self) -> std::io::Result<Option<Unshipped>> {
+        let (seq, from, end, fresh) = {
+            let inner = self.lock();
+            let Some(seg) = inner.segments().find(|s| s.undelivered() > 0) else {
+                return Ok(None);
+            };
+            (seg.seq, seg.shipped, seg.bytes, seg.fresh)
         };
-        let data = match fs::read(segment_path(&self.dir, seq)) {
-            Ok(d) => d,
+        let len = usize::try_from(end - from).map_err(std::io::Error::other)?;
+        let mut data = vec![0; len];
+        match File::open(segment_path(&self.dir, seq)).and_then(|f| f.read_exact_at(&mut data, from)) {
+            Ok(()) => {}
             // Dropped meanwhile (drop_oldest): the caller asks again.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Some((seq, vec![]))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => data.clear(),
             Err(e) => return Err(e),
-        };
-        let mut events = Vec::new();
-        for line in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            match std::str::from_utf8(line)
-                .ok()
-                .and_then(|l| serde_json::value::RawValue::from_string(l.to_owned()).ok())
-            {
-                Some(raw) => events.push(raw),
-                None => tracing::warn!(
-                    segment = seq,
-                    "audit spool: skipping an unreadable line (a write cut short by a crash; its query was never forwarded)"
-                ),
+        }
+        Ok(Some(Unshipped {
+            seq,
+            end,
+            fresh,
+            data,
+        }))
+    }
+
+    /// Records that auth acknowledged segment `seq` up to `end`, `events` events (deleting
+    /// the segment if it is closed and entirely delivered); returns whether everything in the
+    /// spool is now delivered.
+    pub fn shipped(&self, seq: u64, end: u64, events: u64) -> bool {
+        let mut inner = self.lock();
+        let mut freed = 0;
+        let mut remove = false;
+        if let Some(seg) = inner.segment_mut(seq) {
+            if end > seg.shipped {
+                freed = end.min(seg.bytes) - seg.shipped;
+                seg.shipped = end.min(seg.bytes);
+                seg.shipped_events = (seg.shipped_events + events).min(seg.events);
+                self.stats.delivered.fetch_add(events, Ordering::Relaxed);
+            }
+            remove = seg.undelivered() == 0;
+        }
+        inner.used -= freed;
+        if remove {
+            if let Some(i) = inner.sealed.iter().position(|s| s.seq == seq) {
+                inner.sealed.remove(i);
+                let _ = fs::remove_file(segment_path(&self.dir, seq));
             }
         }
-        Ok(Some((seq, events)))
+        self.stats.bytes.store(inner.used, Ordering::Relaxed);
+        let all = inner.segments().all(|s| s.undelivered() == 0);
+        all
     }
 
     /// Whether segment `seq` is still waiting (not dropped).
     pub fn contains(&self, seq: u64) -> bool {
-        self.lock().sealed.iter().any(|s| s.seq == seq)
-    }
-
-    /// Deletes segment `seq` once auth has acknowledged it; returns whether the spool is now
-    /// empty.
-    pub fn remove(&self, seq: u64) -> bool {
-        let mut inner = self.lock();
-        if let Some(i) = inner.sealed.iter().position(|s| s.seq == seq) {
-            if let Some(seg) = inner.sealed.remove(i) {
-                let _ = fs::remove_file(segment_path(&self.dir, seq));
-                inner.used -= seg.bytes;
-                self.stats
-                    .delivered
-                    .fetch_add(seg.events, Ordering::Relaxed);
-            }
-        }
-        self.stats.bytes.store(inner.used, Ordering::Relaxed);
-        inner.sealed.is_empty() && inner.open.as_ref().is_none_or(|o| o.seg.bytes == 0)
+        self.lock().segments().any(|s| s.seq == seq)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::FileExt;
 
     fn line(i: usize) -> String {
         format!(
@@ -569,41 +695,104 @@ mod tests {
 
     fn drain(s: &Spool) -> Vec<String> {
         let mut out = Vec::new();
-        let _ = s.seal_if_due(Duration::ZERO);
-        while let Some((seq, events)) = s.oldest().unwrap() {
-            out.extend(events.iter().map(|e| e.get().to_owned()));
-            s.remove(seq);
+        while let Some(u) = s.unshipped().unwrap() {
+            let text = String::from_utf8(u.data).unwrap();
+            let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            s.shipped(u.seq, u.end, lines.len() as u64);
+            out.extend(lines);
         }
+        s.maintain().unwrap();
         out
+    }
+
+    fn files(d: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
     }
 
     #[test]
     fn survives_reopen_in_order_and_skips_a_torn_line() {
         let d = tempfile::tempdir().unwrap();
         let s = Spool::open(d.path(), 1 << 20, WhenFull::RefuseSessions, gap()).unwrap();
+        s.set_fsync_each(false);
+        s.maintain().unwrap();
         for i in 0..10 {
             assert!(s.append(&[(vec![line(i)], Class::Activity)])[0].is_ok());
-            if i == 4 {
-                s.seal_if_due(Duration::ZERO).unwrap();
-            }
         }
-        // A crash mid-write leaves half a line.
-        let last = fs::read_dir(d.path())
+        // The segment is mapped and pre-sized: its events, then zeros.
+        let seg = segment_path(d.path(), 1);
+        let len = fs::metadata(&seg).unwrap().len();
+        assert_eq!(len, 1 << 17);
+        // A kill mid-copy leaves half a line (and the zeros after it).
+        let data = fs::read(&seg).unwrap();
+        let end = data.iter().rposition(|&b| b != 0).unwrap() + 1;
+        File::options()
+            .write(true)
+            .open(&seg)
             .unwrap()
-            .map(|e| e.unwrap().path())
-            .max()
-            .unwrap();
-        OpenOptions::new()
-            .append(true)
-            .open(&last)
-            .unwrap()
-            .write_all(b"{\"uid\":\"torn")
+            .write_all_at(b"{\"uid\":\"torn", end as u64)
             .unwrap();
         drop(s);
         let s = Spool::open(d.path(), 1 << 20, WhenFull::RefuseSessions, gap()).unwrap();
+        // Reopening trimmed the zeros; the torn line is still there, for the shipper to skip.
+        assert!(fs::metadata(&seg).unwrap().len() < 2048);
+        let u = s.unshipped().unwrap().unwrap();
+        assert!(!u.fresh, "left by an earlier run: checked and deduplicated");
         let got = drain(&s);
-        assert_eq!(got, (0..10).map(line).collect::<Vec<_>>());
-        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 0);
+        assert_eq!(got.len(), 11);
+        assert_eq!(&got[..10], (0..10).map(line).collect::<Vec<_>>().as_slice());
+        assert!(got[10].starts_with("{\"uid\":\"torn"));
+        assert_eq!(files(d.path()), [STANDBY]);
+        // New events after a restart start a new segment, and are fresh.
+        assert!(s.append(&[(vec![line(11)], Class::Activity)])[0].is_ok());
+        let u = s.unshipped().unwrap().unwrap();
+        assert!(u.fresh);
+        assert_eq!(u.seq, 2);
+    }
+
+    #[test]
+    fn ships_from_the_open_segment_and_deletes_a_segment_once_full_and_delivered() {
+        let d = tempfile::tempdir().unwrap();
+        // 4 KiB segments: about 30 events each.
+        let s = Spool::open(d.path(), 32 * 1024, WhenFull::RefuseSessions, gap()).unwrap();
+        s.set_fsync_each(false);
+        for i in 0..5 {
+            assert!(s.append(&[(vec![line(i)], Class::Activity)])[0].is_ok());
+        }
+        let u = s.unshipped().unwrap().unwrap();
+        assert_eq!(String::from_utf8(u.data).unwrap().lines().count(), 5);
+        assert!(s.shipped(u.seq, u.end, 5), "everything delivered");
+        assert!(s.unshipped().unwrap().is_none());
+        // Nothing is read twice: the next read starts where delivery ended.
+        assert!(s.append(&[(vec![line(5)], Class::Activity)])[0].is_ok());
+        let u = s.unshipped().unwrap().unwrap();
+        assert_eq!(String::from_utf8(u.data).unwrap(), format!("{}\n", line(5)));
+        s.shipped(u.seq, u.end, 1);
+        // Fill past one segment: the first is retired, then finished and deleted.
+        for i in 6..60 {
+            assert!(s.append(&[(vec![line(i)], Class::Activity)])[0].is_ok());
+        }
+        let got = drain(&s);
+        assert_eq!(got, (6..60).map(line).collect::<Vec<_>>());
+        let left = files(d.path());
+        assert!(!left.contains(&"00000000000000000001.seg".to_owned()), "{left:?}");
+        assert_eq!(s.stats.bytes.load(Ordering::Relaxed), 0);
+        assert_eq!(s.stats.delivered.load(Ordering::Relaxed), 60);
+    }
+
+    #[test]
+    fn a_group_larger_than_a_segment_gets_a_segment_of_its_own() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Spool::open(d.path(), 32 * 1024, WhenFull::RefuseSessions, gap()).unwrap();
+        let big = format!("{{\"uid\":\"big\",\"q\":\"{}\"}}", "x".repeat(10_000));
+        assert!(s.append(&[(vec![line(0)], Class::Activity)])[0].is_ok());
+        assert!(s.append(&[(vec![big.clone()], Class::Activity)])[0].is_ok());
+        assert!(s.append(&[(vec![line(1)], Class::Activity)])[0].is_ok());
+        assert_eq!(drain(&s), [line(0), big, line(1)]);
     }
 
     #[test]

@@ -538,18 +538,14 @@ impl portcullis_db::audit::Deliver for LocalAudit {
         })
     }
 
-    fn can_store_now(&self) -> bool {
-        self.0.audit_log().is_some_and(|l| l.can_append_now())
+    fn can_store_fresh(&self) -> bool {
+        self.0.audit_log().is_some_and(|l| l.can_append_fresh())
     }
 
-    fn store_now(&self, lines: &[String], fsync: bool) -> std::io::Result<()> {
+    fn store_fresh(&self, lines: &[u8]) -> std::io::Result<()> {
         match self.0.audit_log() {
-            Some(log) => log.append_now(lines, fsync),
+            Some(log) => log.append_fresh(lines),
             None => Err(std::io::Error::other("auth has no audit log")),
         }
-    }
-
-    fn sync_now(&self) -> std::io::Result<()> {
-        self.0.audit_log().map_or(Ok(()), |l| l.sync_now())
     }
 }

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# What auditing every query costs: pgbench TPS through Portcullis with every query audited
+# (database entry pg1) against the same path with `audit_queries: false` (pg1-quiet: the same
+# agent and PostgreSQL; session start and end are still recorded). Issue target: at most 5 %
+# fewer TPS.
+#
+# On a 2-vCPU machine one run's TPS moves by several per cent with whatever else the kernel
+# does, so the two paths run in alternating order (on, off, off, on, ...) for ROUNDS rounds and
+# the table compares medians; it also prints the cluster's CPU per transaction, which is the
+# steadier figure, and the audit events written per transaction.
+#
+# Workloads (8 clients, 2 pgbench threads): `select` = -S -M prepared (Bind + Execute: three
+# events per transaction: statements.bind, statements.execute and db.session.query); `simple`
+# = -S -M simple (one db.session.query); `tpcb` = pgbench's default TPC-B-like script, simple
+# protocol (seven queries, seven events, per transaction).
+#
+# Usage: sudo bench/audit_bench.sh   (PostgreSQL runs as `postgres` via runuser)
+# Needs release binaries (cargo build --release --workspace; PORTCULLIS_BIN_DIR or
+# CARGO_TARGET_DIR pick them up). Knobs: AUDIT_BENCH_T (10 s per run), AUDIT_BENCH_ROUNDS (5),
+# AUDIT_BENCH_WORKLOADS ("select simple tpcb"), AUDIT_BENCH_TOPOLOGY (single: one process,
+# the default deployment; remote: an agent process over the tunnel), AUDIT_BENCH_KEEP=1 (keep
+# the temp dir), AUDIT_BENCH_PERF=1 (perf record the cluster during the first round of each
+# workload, both paths; reports kept in the temp dir).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+T="${AUDIT_BENCH_T:-10}"
+ROUNDS="${AUDIT_BENCH_ROUNDS:-5}"
+WORKLOADS="${AUDIT_BENCH_WORKLOADS:-select simple tpcb}"
+TOPOLOGY="${AUDIT_BENCH_TOPOLOGY:-single}"
+case "$TOPOLOGY" in remote|single) ;; *) echo "AUDIT_BENCH_TOPOLOGY must be remote or single" >&2; exit 2 ;; esac
+bin="${PORTCULLIS_BIN_DIR:-${CARGO_TARGET_DIR:-$repo/target}/release}"
+pgbin=/usr/lib/postgresql/15/bin
+
+die() { echo "audit_bench: $*" >&2; exit 1; }
+for b in portcullis pcctl pc; do
+  [ -x "$bin/$b" ] || die "$bin/$b not found: cargo build --release --workspace first (or set PORTCULLIS_BIN_DIR)"
+done
+for b in initdb pg_ctl pgbench psql; do [ -x "$pgbin/$b" ] || die "$pgbin/$b missing (apt-get install postgresql)"; done
+[ "$(id -u)" = 0 ] || die "run as root (PostgreSQL is started as the postgres user with runuser)"
+if [ -n "${AUDIT_BENCH_PERF:-}" ]; then command -v perf >/dev/null || die "AUDIT_BENCH_PERF needs perf (apt-get install linux-perf)"; fi
+
+dir=$(mktemp -d /tmp/audit-bench.XXXXXX)
+chmod 755 "$dir"
+cluster_pid=""; agent_pid=""; pg_started=""
+keep="${AUDIT_BENCH_KEEP:-}"
+cleanup() {
+  local rc=$?
+  set +e
+  if [ "$rc" != 0 ]; then
+    echo "audit_bench: FAILED (exit $rc); log tails:" >&2
+    for f in "$dir/cluster.log" "$dir/agent/agent.log" "$dir/pg/server.log"; do
+      [ -f "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }
+    done
+  fi
+  [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
+  [ -n "$cluster_pid" ] && kill "$cluster_pid" 2>/dev/null && wait "$cluster_pid" 2>/dev/null
+  [ -n "$pg_started" ] && runuser -u postgres -- "$pgbin/pg_ctl" -D "$dir/pg/data" -m immediate -w stop >/dev/null 2>&1
+  if [ -n "$keep" ]; then echo "audit_bench: kept $dir" >&2; else rm -rf "$dir"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
+
+step "cluster ($TOPOLOGY)"
+pg_port=$(free_port)
+databases="    - name: pg1
+      protocol: postgres
+      uri: '127.0.0.1:$pg_port'
+    - name: pg1-quiet
+      protocol: postgres
+      uri: '127.0.0.1:$pg_port'
+      audit_queries: false"
+start_cluster "$databases"
+start_postgres 200
+start_agent "$databases"
+step "user and pc db login"
+login_user pg1-quiet --roles=access --db-users=bench --db-names=bench
+pg_env_files pg1 pg1-quiet
+
+# Every process of the Portcullis side: the cluster, and with TOPOLOGY=remote the agent.
+portcullis_ticks() { echo $(($(ticks "$cluster_pid") + $(ticks "$agent_pid"))); }
+events() { wc -l <"$dir/cluster/log/events.log"; }
+hz=$(getconf CLK_TCK)
+results="$dir/results"
+: >"$results"
+# run WORKLOAD PATH ROUND: one pgbench run; appends "workload path tps cpu_us_per_txn events_per_txn".
+run() {
+  local w=$1 path=$2 round=$3 args out c0 c1 e0 e1 txns tps
+  case "$w" in
+    select) args=(-S -M prepared) ;;
+    simple) args=(-S -M simple) ;;
+    tpcb) args=(-M simple) ;;
+    *) die "unknown workload $w (select, simple, tpcb)" ;;
+  esac
+  sleep 1 # the previous run's events reach the log
+  e0=$(events); c0=$(portcullis_ticks)
+  local perf_pid=""
+  if [ -n "${AUDIT_BENCH_PERF:-}" ] && [ "$round" = 1 ]; then
+    keep=1
+    perf record -F 999 -o "$dir/perf.$w.$path.data" -p "$cluster_pid" -- sleep "$T" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
+  out="$dir/pgbench.$w.$path.$round"
+  (. "$dir/$path.env"; "$pgbin/pgbench" -n "${args[@]}" -T "$T" -c 8 -j 2) >"$out" 2>&1 \
+    || { cat "$out" >&2; die "pgbench $w on the $path path failed"; }
+  c1=$(portcullis_ticks)
+  [ -n "$perf_pid" ] && wait "$perf_pid"
+  sleep 1
+  e1=$(events)
+  tps=$(awk '/^tps = /{print $3; exit}' "$out")
+  txns=$(awk '/number of transactions actually processed/{split($NF,a,"/"); print a[1]; exit}' "$out")
+  python3 -c "import sys; w,p,tps,t,c,e,hz=sys.argv[1:]; t=int(t); print(w, p, tps, f'{int(c)/int(hz)*1e6/t:.1f}', f'{int(e)/t:.2f}')" \
+    "$w" "$path" "$tps" "$txns" "$((c1 - c0))" "$((e1 - e0))" "$hz" >>"$results"
+  echo "   $w $path round $round: $tps TPS" >&2
+}
+
+step "warm-up"
+for path in proxy quiet; do run select "$path" 0; done
+: >"$results"
+for w in $WORKLOADS; do
+  for round in $(seq "$ROUNDS"); do
+    step "$w, round $round of $ROUNDS"
+    # ABBA order, so neither path always runs first.
+    if [ $((round % 2)) = 1 ]; then order="proxy quiet"; else order="quiet proxy"; fi
+    for path in $order; do run "$w" "$path" "$round"; done
+  done
+done
+kill -0 "$cluster_pid" && kill -0 "$agent_pid" || die "a Portcullis process died during the run"
+
+echo
+echo "Auditing every query (pg1) vs audit_queries: false (pg1-quiet), $TOPOLOGY topology, $(nproc) CPUs, $(date -u +%F), ${ROUNDS} alternating rounds of ${T} s, 8 clients; medians"
+python3 - "$results" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+print(f"{'workload':<8} {'TPS on':>9} {'TPS off':>9} {'drop':>7} {'(min..max)':>15} {'µs/txn on':>10} {'off':>7} {'events/txn':>11}")
+for w in dict.fromkeys(r[0] for r in rows):
+    on = [r for r in rows if r[0] == w and r[1] == "proxy"]
+    off = [r for r in rows if r[0] == w and r[1] == "quiet"]
+    med = lambda rs, i: statistics.median(float(r[i]) for r in rs)
+    drops = [1 - float(a[2]) / float(b[2]) for a, b in zip(on, off)]
+    d = 1 - med(on, 2) / med(off, 2)
+    print(f"{w:<8} {med(on, 2):>9.0f} {med(off, 2):>9.0f} {d * 100:>6.1f}% {min(drops) * 100:>6.1f}..{max(drops) * 100:<5.1f}% "
+          f"{med(on, 3):>10.1f} {med(off, 3):>7.1f} {med(on, 4):>11.2f}")
+PY
+if [ -n "${AUDIT_BENCH_PERF:-}" ]; then
+  for f in "$dir"/perf.*.data; do
+    perf report -i "$f" --no-children --sort dso,symbol --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -80 >"${f%.data}.flat.txt" || true
+  done
+  echo "profiles: $dir/perf.*.flat.txt"
+fi

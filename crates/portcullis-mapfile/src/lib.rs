@@ -1,0 +1,222 @@
+//! A file of our own, mapped into memory for appends.
+//!
+//! Why: the database agent must have a query's audit events somewhere that survives the
+//! agent being killed *before* it forwards the query. A `write(2)` per query does that but
+//! costs a system call and, for small appends at the end of a file, the kernel zeroing the
+//! rest of the page-cache folio each time — together most of what auditing a query cost. A
+//! shared mapping of a pre-sized file gives the same guarantee for the price of a memory copy:
+//! the bytes are in the page cache the moment the copy ends, and the kernel writes them back
+//! (or `fdatasync` does) whether or not the process is still alive.
+//!
+//! The unsafe code is confined to [`MappedFile`]: `mmap`, `munmap` and `madvise`, and copies
+//! bounds-checked against the mapping. Its one outside assumption is that nobody shrinks the
+//! file while it is mapped (touching a page past the end raises `SIGBUS`): the files are
+//! created here with `O_EXCL`, mode 0600, in a directory only the service's user can enter.
+#![allow(unsafe_code)]
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::ptr::NonNull;
+
+/// A new file of a fixed size, mapped read-write and shared with the page cache.
+///
+/// Writes go through `&mut self`, reads through `&self`, so Rust's borrow rules keep
+/// concurrent access sound; readers in other threads read the file with `pread` instead
+/// (the page cache is the same).
+pub struct MappedFile {
+    ptr: NonNull<u8>,
+    len: usize,
+    file: File,
+}
+
+// SAFETY: the mapping is owned memory like a `Box<[u8]>`: nothing else in the process aliases
+// it, writes need `&mut self`, and the pointer stays valid until `Drop` unmaps it.
+unsafe impl Send for MappedFile {}
+// SAFETY: as above; `&self` only reads.
+unsafe impl Sync for MappedFile {}
+
+impl std::fmt::Debug for MappedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MappedFile")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A copy would end past the end of the mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutOfRange;
+
+impl std::fmt::Display for OutOfRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("write past the end of the mapped file")
+    }
+}
+
+impl std::error::Error for OutOfRange {}
+
+impl MappedFile {
+    /// Creates `path` (it must not exist; mode 0600), sizes it to `len` bytes of zeros (a
+    /// sparse file: disk blocks are taken as pages are written) and maps it. With `populate`,
+    /// every page is faulted in writable now, so that later copies into it take no page
+    /// fault: call it off the latency-sensitive path.
+    pub fn create(path: &Path, len: usize, populate: bool) -> io::Result<Self> {
+        if len == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a mapped file cannot be empty",
+            ));
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)?;
+        file.set_len(len as u64)?;
+        // SAFETY: a fresh shared mapping of `len` bytes of a file that is `len` bytes long;
+        // the kernel chooses the address. The result is checked before use.
+        let raw = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if raw == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = NonNull::new(raw.cast::<u8>())
+            .ok_or_else(|| io::Error::other("mmap returned a null pointer"))?;
+        let mapped = Self { ptr, len, file };
+        if populate {
+            mapped.populate()?;
+        }
+        Ok(mapped)
+    }
+
+    /// Faults every page in writable (`MADV_POPULATE_WRITE`). Kernels before 5.14 do not
+    /// know it; the pages are then faulted in by the first copies instead.
+    fn populate(&self) -> io::Result<()> {
+        // SAFETY: the range is exactly this mapping; the advice changes no contents.
+        let r = unsafe {
+            libc::madvise(
+                self.ptr.as_ptr().cast(),
+                self.len,
+                libc::MADV_POPULATE_WRITE,
+            )
+        };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINVAL) => Ok(()),
+            _ => Err(e),
+        }
+    }
+
+    /// The mapping's size in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always false: a mapping has at least one byte.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Copies `data` into the file at byte `at`. Once it returns, the bytes are in the page
+    /// cache: they reach the disk even if the process is killed next (not if the machine
+    /// loses power before they are written back; [`MappedFile::file`]`.sync_data()` waits
+    /// for that).
+    pub fn write_at(&mut self, at: usize, data: &[u8]) -> Result<(), OutOfRange> {
+        let end = at.checked_add(data.len()).ok_or(OutOfRange)?;
+        if end > self.len {
+            return Err(OutOfRange);
+        }
+        // SAFETY: `at..end` lies inside the mapping (checked above); `data` cannot overlap
+        // it (a shared borrow of other memory while we hold `&mut self`).
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.as_ptr().add(at), data.len());
+        }
+        Ok(())
+    }
+
+    /// The mapping's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: `len` bytes mapped readable for as long as `self` lives; writes need
+        // `&mut self`, so none happens while this borrow lasts.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// The open file: `sync_data()` on it (or on a `try_clone`, from another thread) makes
+    /// the copies so far durable; `read_at` reads them without the mapping.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Unmaps and shrinks the file to its first `len` bytes (the data; the zeros after it
+    /// go), returning the file.
+    pub fn finish(self, len: usize) -> io::Result<File> {
+        let len = len.min(self.len) as u64;
+        let file = self.file.try_clone()?;
+        drop(self);
+        file.set_len(len)?;
+        Ok(file)
+    }
+}
+
+impl Drop for MappedFile {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `create`; no borrow of it can outlive
+        // `self`.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileExt;
+
+    #[test]
+    fn copies_are_in_the_file_at_once_and_finish_trims_the_zeros() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("seg");
+        let mut m = MappedFile::create(&path, 8192, true).unwrap();
+        m.write_at(0, b"hello\n").unwrap();
+        m.write_at(6, b"world\n").unwrap();
+        // Another reader sees them through the page cache, without any flush.
+        let mut buf = [0u8; 12];
+        File::open(&path).unwrap().read_exact_at(&mut buf, 0).unwrap();
+        assert_eq!(&buf, b"hello\nworld\n");
+        assert_eq!(m.bytes().get(12), Some(&0));
+        assert_eq!(m.write_at(8190, b"abc"), Err(OutOfRange));
+        assert_eq!(m.write_at(usize::MAX, b"a"), Err(OutOfRange));
+        m.write_at(8189, b"abc").unwrap();
+        m.finish(12).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"hello\nworld\n");
+    }
+
+    #[test]
+    fn refuses_an_existing_file_and_a_zero_size() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("seg");
+        std::fs::write(&path, b"x").unwrap();
+        assert!(MappedFile::create(&path, 4096, false).is_err());
+        assert!(MappedFile::create(&d.path().join("empty"), 0, false).is_err());
+        use std::os::unix::fs::PermissionsExt;
+        let _m = MappedFile::create(&d.path().join("new"), 4096, false).unwrap();
+        let mode = std::fs::metadata(d.path().join("new")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
