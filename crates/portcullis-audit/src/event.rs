@@ -260,17 +260,64 @@ pub struct Event {
 /// Appends `,"key":<value as JSON>` to `buf`.
 fn push_field(buf: &mut String, key: &str, value: &impl serde::Serialize) {
     buf.push(',');
-    push_json(buf, &key);
+    push_json(buf, key);
     buf.push(':');
     push_json(buf, value);
 }
 
-fn push_json(buf: &mut String, value: &impl serde::Serialize) {
-    // Serialising plain data into a String cannot fail; fall back to null if it ever did.
-    match serde_json::to_string(value) {
-        Ok(s) => buf.push_str(&s),
-        Err(_) => buf.push_str("null"),
+/// Lets serde_json write into a `String` without an intermediate buffer. serde_json only ever
+/// writes whole UTF-8 sequences (string pieces split at ASCII bytes it escapes, ASCII
+/// punctuation and numbers), so each piece passes the UTF-8 check; the check stays, so a
+/// piece that did not would be an error rather than corrupt text.
+struct StringWriter<'a>(&'a mut String);
+
+impl std::io::Write for StringWriter<'_> {
+    fn write(&mut self, piece: &[u8]) -> std::io::Result<usize> {
+        let text = std::str::from_utf8(piece).map_err(std::io::Error::other)?;
+        self.0.push_str(text);
+        Ok(piece.len())
     }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn push_json<T: serde::Serialize + ?Sized>(buf: &mut String, value: &T) {
+    let mark = buf.len();
+    // Serialising plain data cannot fail; fall back to null if it ever did.
+    if serde_json::to_writer(StringWriter(buf), value).is_err() {
+        buf.truncate(mark);
+        buf.push_str("null");
+    }
+}
+
+/// Formats `t` as RFC 3339 in UTC with the fraction's trailing zeros dropped (none when it
+/// is zero) — what the `time` crate's `Rfc3339` writes for a UTC time, without its general
+/// formatting machinery, since every event needs one.
+fn push_rfc3339(buf: &mut String, t: OffsetDateTime) {
+    use std::fmt::Write as _;
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let (year, month, day) = (t.year(), u8::from(t.month()), t.day());
+    let (hour, minute, second, nanos) = t.to_hms_nano();
+    let _ = write!(
+        buf,
+        "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}"
+    );
+    if nanos > 0 {
+        let mut digits = [b'0'; 9];
+        let mut n = nanos;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        let len = digits.iter().rposition(|&d| d != b'0').map_or(0, |i| i + 1);
+        buf.push('.');
+        for &d in digits.get(..len).unwrap_or_default() {
+            buf.push(char::from(d));
+        }
+    }
+    buf.push('Z');
 }
 
 /// A pre-serialised run of fields (`,"a":1,"b":"x"`), for fields every event of a session
@@ -291,21 +338,32 @@ impl Fragment {
     }
 }
 
+/// A value serialised once, for several events (a statement's bound parameters go into its
+/// `statements.bind` event and into every `db.session.query` that executes it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Json(String);
+
+impl Json {
+    /// `value` as JSON text.
+    pub fn of(value: &impl serde::Serialize) -> Self {
+        let mut text = String::new();
+        push_json(&mut text, value);
+        Self(text)
+    }
+}
+
 impl Event {
     /// A new event of `kind` in `cluster`, with a fresh `uid` and the current time.
     pub fn new(kind: EventKind, cluster: &str) -> Self {
         let uid = uuid::Uuid::new_v4();
-        let now = OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        let mut buf = String::with_capacity(512);
+        let mut buf = String::with_capacity(1024);
         buf.push_str("{\"uid\":\"");
         buf.push_str(
             uid.hyphenated()
                 .encode_lower(&mut uuid::Uuid::encode_buffer()),
         );
         buf.push_str("\",\"time\":\"");
-        buf.push_str(&now);
+        push_rfc3339(&mut buf, OffsetDateTime::now_utc());
         buf.push_str("\",\"event\":\"");
         buf.push_str(kind.name());
         buf.push_str("\",\"code\":\"");
@@ -330,6 +388,25 @@ impl Event {
     pub fn with_fragment(mut self, fragment: &Fragment) -> Self {
         self.buf.push_str(&fragment.0);
         self
+    }
+
+    /// Adds pre-serialised fields in place.
+    pub fn add_fragment(&mut self, fragment: &Fragment) {
+        self.buf.push_str(&fragment.0);
+    }
+
+    /// Adds a field whose value was serialised before.
+    pub fn with_json(mut self, key: &str, value: &Json) -> Self {
+        self.set_json(key, value);
+        self
+    }
+
+    /// Adds a field whose value was serialised before, in place.
+    pub fn set_json(&mut self, key: &str, value: &Json) {
+        self.buf.push(',');
+        push_json(&mut self.buf, key);
+        self.buf.push(':');
+        self.buf.push_str(&value.0);
     }
 
     /// What kind of event it is (a database's `audit_queries: false` keeps only some kinds).
@@ -441,6 +518,22 @@ mod tests {
             SessionEndReason::ALL.map(SessionEndReason::as_str),
             ["cert_expired", "locked", "idle_timeout"]
         );
+    }
+
+    #[test]
+    fn times_are_written_as_the_time_crate_writes_rfc3339() {
+        use time::format_description::well_known::Rfc3339;
+        let base = time::macros::datetime!(2024-02-29 23:59:59 UTC);
+        for nanos in [0, 1, 10, 120_000_000, 123_456_789, 999_999_999, 500] {
+            let t = base + time::Duration::nanoseconds(nanos);
+            let mut ours = String::new();
+            push_rfc3339(&mut ours, t);
+            assert_eq!(ours, t.format(&Rfc3339).unwrap(), "{nanos} ns");
+        }
+        let mut ours = String::new();
+        let offset = time::macros::datetime!(2026-01-01 01:30:00.25 +02:00);
+        push_rfc3339(&mut ours, offset);
+        assert_eq!(ours, "2025-12-31T23:30:00.25Z");
     }
 
     #[test]

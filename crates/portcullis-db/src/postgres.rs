@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use portcullis_audit::{Event, EventKind};
+use portcullis_audit::{Event, EventKind, Fragment, Json};
 use portcullis_core::database::DbProtocol;
 use portcullis_wire::postgres::{
     sqlstate, Authentication, BackendMessage, CancelRequest, ErrorResponse, Frame, Framer,
@@ -26,7 +26,7 @@ use portcullis_wire::postgres::{
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::query_text::{query_field, AuditedQuery};
+use crate::query_text::{query_field, query_fragment, AuditedQuery};
 use crate::session::{
     admit, must_end, record_activity, record_end, record_start_failure, refusal, Activity, Asked,
     Refusal, RefusalKind, Session,
@@ -418,11 +418,19 @@ fn frames(mut chunk: Bytes) -> impl Iterator<Item = Frame> {
     })
 }
 
-/// Per-session audit state for the extended protocol.
+/// Per-session audit state for the extended protocol: what a later Execute needs for its
+/// `db.session.query` event, serialised once when the statement is parsed and bound.
 #[derive(Default)]
 struct Statements {
-    statements: HashMap<String, AuditedQuery>,
-    portals: HashMap<String, (String, Vec<String>)>,
+    /// Prepared statement name → its `db_query` fields.
+    statements: HashMap<String, Fragment>,
+    /// Portal name → its statement's name and the bound parameters.
+    portals: HashMap<String, Portal>,
+}
+
+struct Portal {
+    statement: Arc<str>,
+    params: Json,
 }
 
 fn text(s: &PgString) -> String {
@@ -495,14 +503,15 @@ fn audit_frontend_one(
                 .with("statement_name", &name);
             query_field(&mut e, "query", &query);
             if st.statements.len() < MAX_TRACKED || st.statements.contains_key(&name) {
-                st.statements.insert(name, query);
+                st.statements
+                    .insert(name, query_fragment("db_query", &query));
             }
             Some(e)
         }
         FrontendMessage::Bind(b) => {
-            let statement = text(&b.statement);
+            let statement: Arc<str> = Arc::from(b.statement.to_string_lossy());
             let portal = text(&b.portal);
-            let params = crate::query_text::capped_params(
+            let params = Json::of(&crate::query_text::capped_params(
                 b.params.iter().enumerate().map(|(i, p)| {
                     let binary = match b.param_formats.as_slice() {
                         [] => false,
@@ -512,32 +521,31 @@ fn audit_frontend_one(
                     param_text(p, binary)
                 }),
                 agent.audit.max_query_bytes(),
-            );
+            ));
+            let e = s
+                .event(EventKind::PostgresBind)
+                .with("statement_name", &*statement)
+                .with("portal_name", &portal)
+                .with_json("parameters", &params);
             if st.portals.len() < MAX_TRACKED || st.portals.contains_key(&portal) {
-                st.portals
-                    .insert(portal.clone(), (statement.clone(), params.clone()));
+                st.portals.insert(portal, Portal { statement, params });
             }
-            Some(
-                s.event(EventKind::PostgresBind)
-                    .with("statement_name", statement)
-                    .with("portal_name", portal)
-                    .with("parameters", params),
-            )
+            Some(e)
         }
         FrontendMessage::Execute(x) => {
-            let portal = text(&x.portal);
+            let portal = x.portal.to_string_lossy();
             let mut out = s
                 .event(EventKind::PostgresExecute)
-                .with("portal_name", portal.clone());
-            if let Some((statement, params)) = st.portals.get(&portal) {
-                if let Some(q) = st.statements.get(statement) {
+                .with("portal_name", &*portal);
+            if let Some(p) = st.portals.get(&*portal) {
+                if let Some(q) = st.statements.get(&*p.statement) {
                     // Also the query event SIEM rules look for, with the bound parameters.
                     let mut qe = s.event(EventKind::DbSessionQuery);
-                    query_field(&mut qe, "db_query", q);
-                    qe.set("db_query_parameters", params.clone());
+                    qe.add_fragment(q);
+                    qe.set_json("db_query_parameters", &p.params);
                     extra.push(qe);
                 }
-                out.set("statement_name", statement.clone());
+                out.set("statement_name", &*p.statement);
             }
             Some(out)
         }

@@ -2,7 +2,7 @@
 //! invalid UTF-8 flagged, long text cut at `db_service.audit.max_query_bytes` with the
 //! original length kept, so an auditor can tell what was changed on the way in.
 
-use portcullis_audit::Event;
+use portcullis_audit::{Event, Fragment};
 
 /// What follows query text cut at `db_service.audit.max_query_bytes`.
 pub const TRUNCATED_MARKER: &str = "…[truncated]";
@@ -86,17 +86,25 @@ impl AuditedQuery {
 /// Sets `<key>` and, when they apply, `<key>_length` (original bytes, when truncated),
 /// `<key>_truncated`, `<key>_invalid_utf8` and `<key>_masked`.
 pub fn query_field(e: &mut Event, key: &str, q: &AuditedQuery) {
-    e.set(key, &q.text);
+    e.add_fragment(&query_fragment(key, q));
+}
+
+/// The fields [`query_field`] adds, serialised once: a prepared statement's text goes into
+/// every `db.session.query` that executes it.
+pub fn query_fragment(key: &str, q: &AuditedQuery) -> Fragment {
+    let mut f = Fragment::new().with(key, &q.text);
     if q.truncated {
-        e.set(&format!("{key}_length"), q.length);
-        e.set(&format!("{key}_truncated"), true);
+        f = f
+            .with(&format!("{key}_length"), q.length)
+            .with(&format!("{key}_truncated"), true);
     }
     if q.invalid_utf8 {
-        e.set(&format!("{key}_invalid_utf8"), true);
+        f = f.with(&format!("{key}_invalid_utf8"), true);
     }
     if q.masked {
-        e.set(&format!("{key}_masked"), true);
+        f = f.with(&format!("{key}_masked"), true);
     }
+    f
 }
 
 #[cfg(test)]
