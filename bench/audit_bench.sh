@@ -6,8 +6,10 @@
 #
 # On a 2-vCPU machine one run's TPS moves by several per cent with whatever else the kernel
 # does, so the two paths run in alternating order (on, off, off, on, ...) for ROUNDS rounds and
-# the table compares medians; it also prints the cluster's CPU per transaction, which is the
-# steadier figure, and the audit events written per transaction.
+# the table compares medians; it also prints the Portcullis processes' CPU per transaction
+# (the steadier figure), the audit events written per transaction, and the whole machine's
+# busy CPU per transaction and idle share (what the kernel spends on writeback, journaling and
+# interrupts for the log file is in neither process).
 #
 # Workloads (8 clients, 2 pgbench threads): `select` = -S -M prepared (Bind + Execute: three
 # events per transaction: statements.bind, statements.execute and db.session.query); `simple`
@@ -86,7 +88,10 @@ events() { wc -l <"$dir/cluster/log/events.log"; }
 hz=$(getconf CLK_TCK)
 results="$dir/results"
 : >"$results"
-# run WORKLOAD PATH ROUND: one pgbench run; appends "workload path tps cpu_us_per_txn events_per_txn".
+# Busy and idle jiffies of the whole machine (/proc/stat: idle + iowait count as idle).
+machine() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $5+$6; exit}' /proc/stat; }
+# run WORKLOAD PATH ROUND: one pgbench run; appends "workload path tps cpu_us_per_txn
+# events_per_txn machine_busy_us_per_txn machine_idle_share".
 run() {
   local w=$1 path=$2 round=$3 args out c0 c1 e0 e1 txns tps
   case "$w" in
@@ -96,24 +101,25 @@ run() {
     *) die "unknown workload $w (select, simple, tpcb)" ;;
   esac
   sleep 1 # the previous run's events reach the log
-  e0=$(events); c0=$(portcullis_ticks)
+  e0=$(events); c0=$(portcullis_ticks); read -r m0 i0 < <(machine)
   local perf_pid=""
   if [ -n "${AUDIT_BENCH_PERF:-}" ] && [ "$round" = 1 ]; then
     keep=1
     perf record -F 999 -o "$dir/perf.$w.$path.data" -p "$cluster_pid" -- sleep "$T" >/dev/null 2>&1 &
     perf_pid=$!
+    perf stat -x, -o "$dir/perfstat.$w.$path" -e context-switches,cpu-migrations,page-faults,raw_syscalls:sys_enter,syscalls:sys_enter_futex,syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync,syscalls:sys_enter_write -p "$cluster_pid" -- sleep "$T" >/dev/null 2>&1 &
   fi
   out="$dir/pgbench.$w.$path.$round"
   (. "$dir/$path.env"; "$pgbin/pgbench" -n "${args[@]}" -T "$T" -c 8 -j 2) >"$out" 2>&1 \
     || { cat "$out" >&2; die "pgbench $w on the $path path failed"; }
-  c1=$(portcullis_ticks)
+  c1=$(portcullis_ticks); read -r m1 i1 < <(machine)
   [ -n "$perf_pid" ] && wait "$perf_pid"
   sleep 1
   e1=$(events)
   tps=$(awk '/^tps = /{print $3; exit}' "$out")
   txns=$(awk '/number of transactions actually processed/{split($NF,a,"/"); print a[1]; exit}' "$out")
-  python3 -c "import sys; w,p,tps,t,c,e,hz=sys.argv[1:]; t=int(t); print(w, p, tps, f'{int(c)/int(hz)*1e6/t:.1f}', f'{int(e)/t:.2f}')" \
-    "$w" "$path" "$tps" "$txns" "$((c1 - c0))" "$((e1 - e0))" "$hz" >>"$results"
+  python3 -c "import sys; w,p,tps,t,c,e,hz,m,i=sys.argv[1:]; t=int(t); hz=int(hz); m=int(m); i=int(i); print(w, p, tps, f'{int(c)/hz*1e6/t:.1f}', f'{int(e)/t:.2f}', f'{m/hz*1e6/t:.1f}', f'{i/(m+i):.3f}')" \
+    "$w" "$path" "$tps" "$txns" "$((c1 - c0))" "$((e1 - e0))" "$hz" "$((m1 - m0))" "$((i1 - i0))" >>"$results"
   echo "   $w $path round $round: $tps TPS" >&2
 }
 
@@ -135,7 +141,7 @@ echo "Auditing every query (pg1) vs audit_queries: false (pg1-quiet), $TOPOLOGY 
 python3 - "$results" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
-print(f"{'workload':<8} {'TPS on':>9} {'TPS off':>9} {'drop':>7} {'(min..max)':>15} {'µs/txn on':>10} {'off':>7} {'events/txn':>11}")
+print(f"{'workload':<8} {'TPS on':>9} {'TPS off':>9} {'drop':>7} {'(min..max)':>15} {'µs/txn on':>10} {'off':>7} {'events/txn':>11} {'machine µs/txn on':>18} {'off':>7} {'idle on':>8} {'off':>6}")
 for w in dict.fromkeys(r[0] for r in rows):
     on = [r for r in rows if r[0] == w and r[1] == "proxy"]
     off = [r for r in rows if r[0] == w and r[1] == "quiet"]
@@ -143,7 +149,8 @@ for w in dict.fromkeys(r[0] for r in rows):
     drops = [1 - float(a[2]) / float(b[2]) for a, b in zip(on, off)]
     d = 1 - med(on, 2) / med(off, 2)
     print(f"{w:<8} {med(on, 2):>9.0f} {med(off, 2):>9.0f} {d * 100:>6.1f}% {min(drops) * 100:>6.1f}..{max(drops) * 100:<5.1f}% "
-          f"{med(on, 3):>10.1f} {med(off, 3):>7.1f} {med(on, 4):>11.2f}")
+          f"{med(on, 3):>10.1f} {med(off, 3):>7.1f} {med(on, 4):>11.2f} {med(on, 5):>18.1f} {med(off, 5):>7.1f} "
+          f"{med(on, 6) * 100:>7.1f}% {med(off, 6) * 100:>5.1f}%")
 PY
 if [ -n "${AUDIT_BENCH_PERF:-}" ]; then
   for f in "$dir"/perf.*.data; do

@@ -296,28 +296,40 @@ fn push_json<T: serde::Serialize + ?Sized>(buf: &mut String, value: &T) {
 /// is zero) — what the `time` crate's `Rfc3339` writes for a UTC time, without its general
 /// formatting machinery, since every event needs one.
 fn push_rfc3339(buf: &mut String, t: OffsetDateTime) {
-    use std::fmt::Write as _;
     let t = t.to_offset(time::UtcOffset::UTC);
-    let (year, month, day) = (t.year(), u8::from(t.month()), t.day());
     let (hour, minute, second, nanos) = t.to_hms_nano();
-    let _ = write!(
-        buf,
-        "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}"
-    );
+    let year = u32::try_from(t.year()).unwrap_or(0).min(9999);
+    push_digits(buf, year, 4);
+    buf.push('-');
+    push_digits(buf, u32::from(u8::from(t.month())), 2);
+    buf.push('-');
+    push_digits(buf, u32::from(t.day()), 2);
+    buf.push('T');
+    push_digits(buf, u32::from(hour), 2);
+    buf.push(':');
+    push_digits(buf, u32::from(minute), 2);
+    buf.push(':');
+    push_digits(buf, u32::from(second), 2);
     if nanos > 0 {
-        let mut digits = [b'0'; 9];
         let mut n = nanos;
-        for d in digits.iter_mut().rev() {
-            *d = b'0' + (n % 10) as u8;
+        let mut width = 9;
+        while n % 10 == 0 {
             n /= 10;
+            width -= 1;
         }
-        let len = digits.iter().rposition(|&d| d != b'0').map_or(0, |i| i + 1);
         buf.push('.');
-        for &d in digits.get(..len).unwrap_or_default() {
-            buf.push(char::from(d));
-        }
+        push_digits(buf, n, width);
     }
     buf.push('Z');
+}
+
+/// Appends the last `width` decimal digits of `n`, zero-padded.
+fn push_digits(buf: &mut String, n: u32, width: u32) {
+    let mut div = 10u32.pow(width.saturating_sub(1));
+    while div > 0 {
+        buf.push(char::from(b'0' + ((n / div) % 10) as u8));
+        div /= 10;
+    }
 }
 
 /// A pre-serialised run of fields (`,"a":1,"b":"x"`), for fields every event of a session

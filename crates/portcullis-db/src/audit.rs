@@ -350,12 +350,21 @@ async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>) {
     let mut failing_since: Option<tokio::time::Instant> = None;
     let mut backlog = false;
     let local = deliver.can_store_fresh();
+    // One round per tick while caught up, so each round takes everything the sessions wrote
+    // meanwhile (one write and one fsync in auth's log for all of it); back to back while
+    // there is a backlog.
+    let mut tick = tokio::time::interval(SHIP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut behind = false;
     loop {
+        if !behind {
+            tick.tick().await;
+        }
         let s = spool.clone();
-        let batch = match tokio::task::spawn_blocking(move || s.unshipped()).await {
+        let mut batch = match tokio::task::spawn_blocking(move || s.unshipped()).await {
             Ok(Ok(Some(b))) => b,
             Ok(Ok(None)) => {
-                tokio::time::sleep(SHIP_EVERY).await;
+                behind = false;
                 continue;
             }
             Ok(Err(e)) => {
@@ -368,13 +377,18 @@ async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>) {
                 continue;
             }
         };
-        let lines = batch.data.iter().filter(|&&b| b == b'\n').count() as u64;
+        let lines = batch.events;
         let delivered = if local && batch.fresh {
             let d = Arc::clone(&deliver);
-            let data = batch.data;
-            tokio::task::spawn_blocking(move || d.store_fresh(&data).map_err(|e| e.to_string()))
-                .await
-                .unwrap_or_else(|e| Err(e.to_string()))
+            let data = std::mem::take(&mut batch.data);
+            let (stored, data) = tokio::task::spawn_blocking(move || {
+                let r = d.store_fresh(&data).map_err(|e| e.to_string());
+                (r, data)
+            })
+            .await
+            .unwrap_or_else(|e| (Err(e.to_string()), Vec::new()));
+            batch.data = data;
+            stored
         } else {
             deliver_all(&*deliver, batch.seq, &batch.data).await
         };
@@ -389,6 +403,8 @@ async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>) {
                     );
                 }
                 let empty = spool.shipped(batch.seq, batch.end, lines);
+                // A segment behind the open one, or a large round: more is waiting.
+                behind = !empty && (batch.data.len() >= BATCH_BYTES || spool.has_closed_backlog());
                 if empty && backlog {
                     backlog = false;
                     let st = &spool.stats;

@@ -26,7 +26,7 @@
 
 use std::collections::VecDeque;
 use std::fs::{self, File};
-use std::os::unix::fs::FileExt;
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -173,6 +173,8 @@ struct Inner {
     used: u64,
     /// A segment name was created since the directory was last fsynced.
     dir_dirty: bool,
+    /// The open segment's end at the two previous [`Spool::sync`]s, older first.
+    sync_marks: [Option<(u64, u64)>; 2],
 }
 
 impl Inner {
@@ -204,6 +206,8 @@ pub struct Unshipped {
     pub seq: u64,
     /// Where in it they end (for [`Spool::shipped`]).
     pub end: u64,
+    /// How many events (other than `audit.gap`) they are.
+    pub events: u64,
     /// Written by this process since it started: whole lines of new events, never delivered
     /// (so they need no checking and no deduplication).
     pub fresh: bool,
@@ -340,6 +344,7 @@ impl Spool {
                 next_seq,
                 used,
                 dir_dirty: false,
+                sync_marks: [None, None],
             })),
             gap: Arc::new(gap),
             stats,
@@ -374,15 +379,27 @@ impl Spool {
         self.fsync_each.load(Ordering::Relaxed)
     }
 
-    /// Flushes what has been appended to disk (the timer's job when appends are not fsynced
-    /// one by one).
+    /// The timer's job when appends are not fsynced one by one: makes sure that whatever was
+    /// appended two calls ago is on disk — fsynced now, unless it has been delivered since
+    /// (auth made it durable). The skip matters: fsyncing a mapped segment writes back every
+    /// page faulted in ahead and write-protects them, so the next copies into each of them
+    /// fault again. The shipper, running on the same period, has a whole period to deliver
+    /// before a sync is needed. So an event is on disk, here or in auth's log, within three
+    /// periods of its append.
     pub fn sync(&self) -> std::io::Result<()> {
         // The fsyncs run on second handles, outside the lock: appends go on meanwhile.
         let (file, dir_dirty) = {
             let mut inner = self.lock();
+            let mark = inner.open.as_ref().map(|w| (w.seg.seq, w.seg.bytes));
+            let [older, newer] = inner.sync_marks;
+            let delivered = match (older, inner.open.as_ref()) {
+                (Some((seq, bytes)), Some(w)) => w.seg.seq != seq || w.seg.shipped >= bytes,
+                (_, None) | (None, _) => true,
+            };
+            inner.sync_marks = [newer, mark];
             let file = match inner.open.as_ref() {
-                Some(w) => Some(w.map.file().try_clone()?),
-                None => None,
+                Some(w) if !delivered => Some(w.map.file().try_clone()?),
+                _ => None,
             };
             (file, std::mem::take(&mut inner.dir_dirty))
         };
@@ -584,10 +601,12 @@ impl Spool {
         let mut result = Ok(());
         let mut done = Vec::with_capacity(retired.len());
         for w in retired {
-            let len = usize::try_from(w.seg.bytes).unwrap_or(usize::MAX);
-            match w.map.finish(len).and_then(|f| f.sync_data()) {
-                Ok(()) => {}
-                Err(e) => result = Err(e),
+            // Delivered already: deleted below, no need to write it to disk first.
+            if w.seg.undelivered() > 0 {
+                let len = usize::try_from(w.seg.bytes).unwrap_or(usize::MAX);
+                if let Err(e) = w.map.finish(len).and_then(|f| f.sync_data()) {
+                    result = Err(e);
+                }
             }
             done.push(w.seg);
         }
@@ -618,17 +637,28 @@ impl Spool {
     /// What the oldest segment with undelivered events holds after what was delivered, or
     /// `None` when everything is delivered.
     pub fn unshipped(&self) -> std::io::Result<Option<Unshipped>> {
-        let (seq, from, end, fresh) = {
+        let (seq, from, end, events, fresh) = {
             let inner = self.lock();
             let Some(seg) = inner.segments().find(|s| s.undelivered() > 0) else {
                 return Ok(None);
             };
-            (seg.seq, seg.shipped, seg.bytes, seg.fresh)
+            let events = seg.events - seg.shipped_events;
+            (seg.seq, seg.shipped, seg.bytes, events, seg.fresh)
         };
         let len = usize::try_from(end - from).map_err(std::io::Error::other)?;
-        let mut data = vec![0; len];
-        match File::open(segment_path(&self.dir, seq)).and_then(|f| f.read_exact_at(&mut data, from)) {
-            Ok(()) => {}
+        let mut data = Vec::with_capacity(len);
+        let read = File::open(segment_path(&self.dir, seq)).and_then(|mut f| {
+            f.seek(std::io::SeekFrom::Start(from))?;
+            f.take(end - from).read_to_end(&mut data)
+        });
+        match read {
+            Ok(n) if n == len => {}
+            Ok(n) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("audit spool segment {seq} ends {} bytes early", len - n),
+                ))
+            }
             // Dropped meanwhile (drop_oldest): the caller asks again.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => data.clear(),
             Err(e) => return Err(e),
@@ -636,6 +666,7 @@ impl Spool {
         Ok(Some(Unshipped {
             seq,
             end,
+            events,
             fresh,
             data,
         }))
@@ -667,6 +698,13 @@ impl Spool {
         self.stats.bytes.store(inner.used, Ordering::Relaxed);
         let all = inner.segments().all(|s| s.undelivered() == 0);
         all
+    }
+
+    /// Whether a closed segment (full, or left by an earlier run) still waits for delivery.
+    pub fn has_closed_backlog(&self) -> bool {
+        let inner = self.lock();
+        inner.sealed.iter().any(|s| s.undelivered() > 0)
+            || inner.retired.iter().any(|w| w.seg.undelivered() > 0)
     }
 
     /// Whether segment `seq` is still waiting (not dropped).
