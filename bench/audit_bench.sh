@@ -20,7 +20,8 @@
 # Needs release binaries (cargo build --release --workspace; PORTCULLIS_BIN_DIR or
 # CARGO_TARGET_DIR pick them up). Knobs: AUDIT_BENCH_T (10 s per run), AUDIT_BENCH_ROUNDS (5),
 # AUDIT_BENCH_WORKLOADS ("select simple tpcb"), AUDIT_BENCH_TOPOLOGY (single: one process,
-# the default deployment; remote: an agent process over the tunnel), AUDIT_BENCH_KEEP=1 (keep
+# the default deployment; remote: an agent process over the tunnel), AUDIT_BENCH_FSYNC (auth's audit log fsync policy: every_batch, the default;
+# interval; never), AUDIT_BENCH_KEEP=1 (keep
 # the temp dir), AUDIT_BENCH_PERF=1 (perf record the cluster during the first round of each
 # workload, both paths; reports kept in the temp dir).
 set -euo pipefail
@@ -30,6 +31,7 @@ T="${AUDIT_BENCH_T:-10}"
 ROUNDS="${AUDIT_BENCH_ROUNDS:-5}"
 WORKLOADS="${AUDIT_BENCH_WORKLOADS:-select simple tpcb}"
 TOPOLOGY="${AUDIT_BENCH_TOPOLOGY:-single}"
+AUDIT_FSYNC="${AUDIT_BENCH_FSYNC:-every_batch}"
 case "$TOPOLOGY" in remote|single) ;; *) echo "AUDIT_BENCH_TOPOLOGY must be remote or single" >&2; exit 2 ;; esac
 bin="${PORTCULLIS_BIN_DIR:-${CARGO_TARGET_DIR:-$repo/target}/release}"
 pgbin=/usr/lib/postgresql/15/bin
@@ -107,6 +109,7 @@ run() {
     keep=1
     perf record -F 999 -o "$dir/perf.$w.$path.data" -p "$cluster_pid" -- sleep "$T" >/dev/null 2>&1 &
     perf_pid=$!
+    perf record -e sched:sched_switch -g -o "$dir/sched.$w.$path.data" -p "$cluster_pid" -- sleep 3 >/dev/null 2>&1 &
     perf stat -x, -o "$dir/perfstat.$w.$path" -e context-switches,cpu-migrations,page-faults,raw_syscalls:sys_enter,syscalls:sys_enter_futex,syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync,syscalls:sys_enter_write -p "$cluster_pid" -- sleep "$T" >/dev/null 2>&1 &
   fi
   out="$dir/pgbench.$w.$path.$round"
@@ -137,7 +140,7 @@ done
 kill -0 "$cluster_pid" && kill -0 "$agent_pid" || die "a Portcullis process died during the run"
 
 echo
-echo "Auditing every query (pg1) vs audit_queries: false (pg1-quiet), $TOPOLOGY topology, $(nproc) CPUs, $(date -u +%F), ${ROUNDS} alternating rounds of ${T} s, 8 clients; medians"
+echo "Auditing every query (pg1) vs audit_queries: false (pg1-quiet), $TOPOLOGY topology, $(nproc) CPUs, $(date -u +%F), audit fsync $AUDIT_FSYNC, ${ROUNDS} alternating rounds of ${T} s, 8 clients; medians"
 python3 - "$results" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]

@@ -10,6 +10,7 @@ ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # start_cluster DATABASES_YAML: auth + proxy on loopback, serving the `databases:` entries
 # itself with TOPOLOGY=single; sets cluster_pid and proxy_addr. pcctl() administers it.
+# AUDIT_FSYNC sets auth's audit fsync policy (every_batch, the default; interval; never).
 start_cluster() {
   local db_section="db_service: { enabled: false }"
   if [ "$TOPOLOGY" = single ]; then
@@ -27,6 +28,7 @@ auth_service:
   enabled: true
   listen_addr: 127.0.0.1:0
   authentication: { second_factor: 'off' }
+  audit: { fsync: ${AUDIT_FSYNC:-every_batch} }
 proxy_service: { enabled: true, listen_addr: '127.0.0.1:0', mysql_listen_addr: '127.0.0.1:0' }
 $db_section
 CLUSTER

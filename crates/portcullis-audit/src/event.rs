@@ -252,63 +252,57 @@ impl SessionEndReason {
 /// fragment, see [`Event::with_fragment`]), and the finished line is shipped and stored as is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
-    buf: String,
+    buf: Vec<u8>,
     uid: uuid::Uuid,
     kind: EventKind,
 }
 
 /// Appends `,"key":<value as JSON>` to `buf`.
-fn push_field(buf: &mut String, key: &str, value: &impl serde::Serialize) {
-    buf.push(',');
-    push_json(buf, key);
-    buf.push(':');
+fn push_field(buf: &mut Vec<u8>, key: &str, value: &impl serde::Serialize) {
+    buf.push(b',');
+    push_key(buf, key);
+    buf.push(b':');
     push_json(buf, value);
 }
 
-/// Lets serde_json write into a `String` without an intermediate buffer. serde_json only ever
-/// writes whole UTF-8 sequences (string pieces split at ASCII bytes it escapes, ASCII
-/// punctuation and numbers), so each piece passes the UTF-8 check; the check stays, so a
-/// piece that did not would be an error rather than corrupt text.
-struct StringWriter<'a>(&'a mut String);
-
-impl std::io::Write for StringWriter<'_> {
-    fn write(&mut self, piece: &[u8]) -> std::io::Result<usize> {
-        let text = std::str::from_utf8(piece).map_err(std::io::Error::other)?;
-        self.0.push_str(text);
-        Ok(piece.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+fn push_json<T: serde::Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) {
+    let mark = buf.len();
+    // Serialising plain data cannot fail; fall back to null if it ever did.
+    if serde_json::to_writer(&mut *buf, value).is_err() {
+        buf.truncate(mark);
+        buf.extend_from_slice(b"null");
     }
 }
 
-fn push_json<T: serde::Serialize + ?Sized>(buf: &mut String, value: &T) {
-    let mark = buf.len();
-    // Serialising plain data cannot fail; fall back to null if it ever did.
-    if serde_json::to_writer(StringWriter(buf), value).is_err() {
-        buf.truncate(mark);
-        buf.push_str("null");
+/// Appends `"key"`: our keys are field names from this crate and its callers, which need no
+/// escaping; anything else goes through serde_json.
+fn push_key(buf: &mut Vec<u8>, key: &str) {
+    if key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f) {
+        buf.push(b'"');
+        buf.extend_from_slice(key.as_bytes());
+        buf.push(b'"');
+    } else {
+        push_json(buf, key);
     }
 }
 
 /// Formats `t` as RFC 3339 in UTC with the fraction's trailing zeros dropped (none when it
 /// is zero) — what the `time` crate's `Rfc3339` writes for a UTC time, without its general
 /// formatting machinery, since every event needs one.
-fn push_rfc3339(buf: &mut String, t: OffsetDateTime) {
+fn push_rfc3339(buf: &mut Vec<u8>, t: OffsetDateTime) {
     let t = t.to_offset(time::UtcOffset::UTC);
     let (hour, minute, second, nanos) = t.to_hms_nano();
     let year = u32::try_from(t.year()).unwrap_or(0).min(9999);
     push_digits(buf, year, 4);
-    buf.push('-');
+    buf.push(b'-');
     push_digits(buf, u32::from(u8::from(t.month())), 2);
-    buf.push('-');
+    buf.push(b'-');
     push_digits(buf, u32::from(t.day()), 2);
-    buf.push('T');
+    buf.push(b'T');
     push_digits(buf, u32::from(hour), 2);
-    buf.push(':');
+    buf.push(b':');
     push_digits(buf, u32::from(minute), 2);
-    buf.push(':');
+    buf.push(b':');
     push_digits(buf, u32::from(second), 2);
     if nanos > 0 {
         let mut n = nanos;
@@ -317,17 +311,17 @@ fn push_rfc3339(buf: &mut String, t: OffsetDateTime) {
             n /= 10;
             width -= 1;
         }
-        buf.push('.');
+        buf.push(b'.');
         push_digits(buf, n, width);
     }
-    buf.push('Z');
+    buf.push(b'Z');
 }
 
 /// Appends the last `width` decimal digits of `n`, zero-padded.
-fn push_digits(buf: &mut String, n: u32, width: u32) {
+fn push_digits(buf: &mut Vec<u8>, n: u32, width: u32) {
     let mut div = 10u32.pow(width.saturating_sub(1));
     while div > 0 {
-        buf.push(char::from(b'0' + ((n / div) % 10) as u8));
+        buf.push(b'0' + ((n / div) % 10) as u8);
         div /= 10;
     }
 }
@@ -335,12 +329,12 @@ fn push_digits(buf: &mut String, n: u32, width: u32) {
 /// A pre-serialised run of fields (`,"a":1,"b":"x"`), for fields every event of a session
 /// shares.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Fragment(String);
+pub struct Fragment(Vec<u8>);
 
 impl Fragment {
     /// An empty fragment.
     pub fn new() -> Self {
-        Self(String::new())
+        Self(Vec::new())
     }
 
     /// Adds a field.
@@ -353,12 +347,12 @@ impl Fragment {
 /// A value serialised once, for several events (a statement's bound parameters go into its
 /// `statements.bind` event and into every `db.session.query` that executes it).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Json(String);
+pub struct Json(Vec<u8>);
 
 impl Json {
     /// `value` as JSON text.
     pub fn of(value: &impl serde::Serialize) -> Self {
-        let mut text = String::new();
+        let mut text = Vec::new();
         push_json(&mut text, value);
         Self(text)
     }
@@ -368,19 +362,20 @@ impl Event {
     /// A new event of `kind` in `cluster`, with a fresh `uid` and the current time.
     pub fn new(kind: EventKind, cluster: &str) -> Self {
         let uid = uuid::Uuid::new_v4();
-        let mut buf = String::with_capacity(1024);
-        buf.push_str("{\"uid\":\"");
-        buf.push_str(
+        let mut buf = Vec::with_capacity(1024);
+        buf.extend_from_slice(b"{\"uid\":\"");
+        buf.extend_from_slice(
             uid.hyphenated()
-                .encode_lower(&mut uuid::Uuid::encode_buffer()),
+                .encode_lower(&mut uuid::Uuid::encode_buffer())
+                .as_bytes(),
         );
-        buf.push_str("\",\"time\":\"");
+        buf.extend_from_slice(b"\",\"time\":\"");
         push_rfc3339(&mut buf, OffsetDateTime::now_utc());
-        buf.push_str("\",\"event\":\"");
-        buf.push_str(kind.name());
-        buf.push_str("\",\"code\":\"");
-        buf.push_str(kind.code());
-        buf.push('"');
+        buf.extend_from_slice(b"\",\"event\":\"");
+        buf.extend_from_slice(kind.name().as_bytes());
+        buf.extend_from_slice(b"\",\"code\":\"");
+        buf.extend_from_slice(kind.code().as_bytes());
+        buf.push(b'"');
         push_field(&mut buf, "cluster_name", &cluster);
         Self { buf, uid, kind }
     }
@@ -398,13 +393,13 @@ impl Event {
 
     /// Adds pre-serialised fields.
     pub fn with_fragment(mut self, fragment: &Fragment) -> Self {
-        self.buf.push_str(&fragment.0);
+        self.buf.extend_from_slice(&fragment.0);
         self
     }
 
     /// Adds pre-serialised fields in place.
     pub fn add_fragment(&mut self, fragment: &Fragment) {
-        self.buf.push_str(&fragment.0);
+        self.buf.extend_from_slice(&fragment.0);
     }
 
     /// Adds a field whose value was serialised before.
@@ -415,10 +410,10 @@ impl Event {
 
     /// Adds a field whose value was serialised before, in place.
     pub fn set_json(&mut self, key: &str, value: &Json) {
-        self.buf.push(',');
+        self.buf.push(b',');
         push_json(&mut self.buf, key);
-        self.buf.push(':');
-        self.buf.push_str(&value.0);
+        self.buf.push(b':');
+        self.buf.extend_from_slice(&value.0);
     }
 
     /// What kind of event it is (a database's `audit_queries: false` keeps only some kinds).
@@ -433,8 +428,10 @@ impl Event {
 
     /// The finished JSON object, one line.
     pub fn into_json(mut self) -> String {
-        self.buf.push('}');
-        self.buf
+        self.buf.push(b'}');
+        // Built from `&str`s and serde_json's output: always UTF-8 (checked, not assumed).
+        String::from_utf8(self.buf)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 
     /// As a JSON value (tests and tools; not for the hot path).
@@ -533,19 +530,35 @@ mod tests {
     }
 
     #[test]
+    fn keys_needing_escapes_are_escaped() {
+        let v = Event::new(EventKind::DbSessionQuery, "c")
+            .with("plain_key.x", 1)
+            .with("quo\"te", 2)
+            .with("back\\slash", 3)
+            .with("ctl\u{1}", 4)
+            .with("ünï", 5)
+            .into_value();
+        assert_eq!(v["plain_key.x"], 1);
+        assert_eq!(v["quo\"te"], 2);
+        assert_eq!(v["back\\slash"], 3);
+        assert_eq!(v["ctl\u{1}"], 4);
+        assert_eq!(v["ünï"], 5);
+    }
+
+    #[test]
     fn times_are_written_as_the_time_crate_writes_rfc3339() {
         use time::format_description::well_known::Rfc3339;
         let base = time::macros::datetime!(2024-02-29 23:59:59 UTC);
         for nanos in [0, 1, 10, 120_000_000, 123_456_789, 999_999_999, 500] {
             let t = base + time::Duration::nanoseconds(nanos);
-            let mut ours = String::new();
+            let mut ours = Vec::new();
             push_rfc3339(&mut ours, t);
-            assert_eq!(ours, t.format(&Rfc3339).unwrap(), "{nanos} ns");
+            assert_eq!(ours, t.format(&Rfc3339).unwrap().as_bytes(), "{nanos} ns");
         }
-        let mut ours = String::new();
+        let mut ours = Vec::new();
         let offset = time::macros::datetime!(2026-01-01 01:30:00.25 +02:00);
         push_rfc3339(&mut ours, offset);
-        assert_eq!(ours, "2025-12-31T23:30:00.25Z");
+        assert_eq!(ours, b"2025-12-31T23:30:00.25Z");
     }
 
     #[test]

@@ -281,7 +281,7 @@ async fn maintainer(spool: Spool, period: Duration, sync: bool) {
         tick.tick().await;
         let s = spool.clone();
         let done = tokio::task::spawn_blocking(move || {
-            let synced = if sync { s.sync() } else { Ok(()) };
+            let synced = if sync { s.sync(period) } else { Ok(()) };
             (synced, s.maintain())
         });
         match done.await {

@@ -36,7 +36,7 @@ use portcullis_mapfile::MappedFile;
 
 /// How often the shipper looks for new events and [`Spool::maintain`] runs: events reach auth
 /// within about this long.
-pub const SHIP_EVERY: Duration = Duration::from_millis(50);
+pub const SHIP_EVERY: Duration = Duration::from_millis(200);
 /// Largest segment file (a single larger group of events gets a segment of its own size).
 pub const SEGMENT_MAX: u64 = 4 * 1024 * 1024;
 /// The next segment, prepared ahead (renamed to its sequence name when it is first written).
@@ -173,8 +173,8 @@ struct Inner {
     used: u64,
     /// A segment name was created since the directory was last fsynced.
     dir_dirty: bool,
-    /// The open segment's end at the two previous [`Spool::sync`]s, older first.
-    sync_marks: [Option<(u64, u64)>; 2],
+    /// The open segment's end at the previous [`Spool::sync`]s, oldest first.
+    sync_marks: VecDeque<Option<(u64, u64)>>,
 }
 
 impl Inner {
@@ -344,7 +344,7 @@ impl Spool {
                 next_seq,
                 used,
                 dir_dirty: false,
-                sync_marks: [None, None],
+                sync_marks: VecDeque::new(),
             })),
             gap: Arc::new(gap),
             stats,
@@ -379,24 +379,32 @@ impl Spool {
         self.fsync_each.load(Ordering::Relaxed)
     }
 
-    /// The timer's job when appends are not fsynced one by one: makes sure that whatever was
-    /// appended two calls ago is on disk — fsynced now, unless it has been delivered since
-    /// (auth made it durable). The skip matters: fsyncing a mapped segment writes back every
-    /// page faulted in ahead and write-protects them, so the next copies into each of them
-    /// fault again. The shipper, running on the same period, has a whole period to deliver
-    /// before a sync is needed. So an event is on disk, here or in auth's log, within three
-    /// periods of its append.
-    pub fn sync(&self) -> std::io::Result<()> {
+    /// The timer's job when appends are not fsynced one by one, called every `period`: makes
+    /// sure that whatever was appended more than [`SHIP_EVERY`] + `period` ago is on disk —
+    /// fsynced now, unless it has been delivered since (auth made it durable). The skip
+    /// matters: fsyncing a mapped segment writes back every page faulted in ahead and
+    /// write-protects them, so the next copies into each fault again; the shipper, which runs
+    /// every [`SHIP_EVERY`], normally delivers first. So an event is on disk, here or in
+    /// auth's log, within [`SHIP_EVERY`] + two periods of its append.
+    pub fn sync(&self, period: Duration) -> std::io::Result<()> {
+        let keep = usize::try_from(SHIP_EVERY.as_nanos() / period.as_nanos().max(1))
+            .unwrap_or(usize::MAX)
+            .saturating_add(1)
+            .min(64);
         // The fsyncs run on second handles, outside the lock: appends go on meanwhile.
         let (file, dir_dirty) = {
             let mut inner = self.lock();
             let mark = inner.open.as_ref().map(|w| (w.seg.seq, w.seg.bytes));
-            let [older, newer] = inner.sync_marks;
-            let delivered = match (older, inner.open.as_ref()) {
+            inner.sync_marks.push_back(mark);
+            let oldest = if inner.sync_marks.len() > keep {
+                inner.sync_marks.pop_front().flatten()
+            } else {
+                None
+            };
+            let delivered = match (oldest, inner.open.as_ref()) {
                 (Some((seq, bytes)), Some(w)) => w.seg.seq != seq || w.seg.shipped >= bytes,
                 (_, None) | (None, _) => true,
             };
-            inner.sync_marks = [newer, mark];
             let file = match inner.open.as_ref() {
                 Some(w) if !delivered => Some(w.map.file().try_clone()?),
                 _ => None,
