@@ -277,7 +277,10 @@ fn push_json<T: serde::Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) {
 /// Appends `"key"`: our keys are field names from this crate and its callers, which need no
 /// escaping; anything else goes through serde_json.
 fn push_key(buf: &mut Vec<u8>, key: &str) {
-    if key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f) {
+    if key
+        .bytes()
+        .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f)
+    {
         buf.push(b'"');
         buf.extend_from_slice(key.as_bytes());
         buf.push(b'"');

@@ -434,7 +434,8 @@ mod tests {
         assert!(sink.lock().as_ref().is_some_and(|c| !c.dirty));
         sink.write_lines(&[line(3)]).unwrap();
         sink.append_ndjson(b"").unwrap();
-        sink.append_ndjson(format!("{}\n", line(4)).as_bytes()).unwrap();
+        sink.append_ndjson(format!("{}\n", line(4)).as_bytes())
+            .unwrap();
         let uids: Vec<_> = day_file(d.path())
             .lines()
             .map(|l| serde_json::from_str::<Value>(l).unwrap()["uid"].clone())

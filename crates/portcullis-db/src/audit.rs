@@ -177,7 +177,9 @@ impl AuditSender {
         let direct = options.fsync_interval.is_some();
         spool.set_fsync_each(!direct);
         if deliver.can_store_fresh() {
-            tracing::info!("the audit shipper writes this process's events straight into auth's log");
+            tracing::info!(
+                "the audit shipper writes this process's events straight into auth's log"
+            );
         }
         let period = options.fsync_interval.unwrap_or(SHIP_EVERY);
         tokio::spawn(maintainer(spool.clone(), period, direct));

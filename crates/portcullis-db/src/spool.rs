@@ -98,7 +98,6 @@ pub struct Stats {
     pub bytes: AtomicU64,
 }
 
-
 /// One segment file's bookkeeping.
 #[derive(Debug)]
 struct Segment {
@@ -192,7 +191,10 @@ impl Inner {
         if let Some(w) = self.retired.iter_mut().find(|w| w.seg.seq == seq) {
             return Some(&mut w.seg);
         }
-        self.open.as_mut().map(|w| &mut w.seg).filter(|s| s.seq == seq)
+        self.open
+            .as_mut()
+            .map(|w| &mut w.seg)
+            .filter(|s| s.seq == seq)
     }
 }
 
@@ -825,7 +827,10 @@ mod tests {
         let got = drain(&s);
         assert_eq!(got, (6..60).map(line).collect::<Vec<_>>());
         let left = files(d.path());
-        assert!(!left.contains(&"00000000000000000001.seg".to_owned()), "{left:?}");
+        assert!(
+            !left.contains(&"00000000000000000001.seg".to_owned()),
+            "{left:?}"
+        );
         assert_eq!(s.stats.bytes.load(Ordering::Relaxed), 0);
         assert_eq!(s.stats.delivered.load(Ordering::Relaxed), 60);
     }

@@ -197,7 +197,10 @@ mod tests {
         m.write_at(6, b"world\n").unwrap();
         // Another reader sees them through the page cache, without any flush.
         let mut buf = [0u8; 12];
-        File::open(&path).unwrap().read_exact_at(&mut buf, 0).unwrap();
+        File::open(&path)
+            .unwrap()
+            .read_exact_at(&mut buf, 0)
+            .unwrap();
         assert_eq!(&buf, b"hello\nworld\n");
         assert_eq!(m.bytes().get(12), Some(&0));
         assert_eq!(m.write_at(8190, b"abc"), Err(OutOfRange));
@@ -216,7 +219,10 @@ mod tests {
         assert!(MappedFile::create(&d.path().join("empty"), 0, false).is_err());
         use std::os::unix::fs::PermissionsExt;
         let _m = MappedFile::create(&d.path().join("new"), 4096, false).unwrap();
-        let mode = std::fs::metadata(d.path().join("new")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(d.path().join("new"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }

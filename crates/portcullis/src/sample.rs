@@ -121,9 +121,9 @@ db_service:
     # Events wait in an on-disk spool (data_dir/agent/spool) until auth acknowledges them;
     # every query's events are written there before the query reaches the database. Its limit:
     spool_max_bytes: 268435456
-    # interval: written before the query is forwarded (survives the agent being killed),
-    # fsynced every 50 ms | every_batch: fsynced before the query is forwarded (also survives
-    # power loss; a disk flush in every query's path).
+    # interval: written before the query is forwarded (survives the agent being killed), on
+    # disk within about 300 ms | every_batch: fsynced before the query is forwarded (also
+    # survives power loss; a disk flush in every query's path).
     spool_fsync: interval
     # When the spool is full (auth unreachable for long): refuse_sessions (fail closed: new
     # sessions get a FATAL, a live session whose query cannot be recorded is ended) or
