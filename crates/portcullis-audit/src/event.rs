@@ -345,6 +345,11 @@ impl Fragment {
         push_field(&mut self.0, key, &value);
         self
     }
+
+    /// Appends another fragment's fields.
+    pub fn extend(&mut self, other: &Fragment) {
+        self.0.extend_from_slice(&other.0);
+    }
 }
 
 /// A value serialised once, for several events (a statement's bound parameters go into its

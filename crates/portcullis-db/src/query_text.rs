@@ -86,13 +86,23 @@ impl AuditedQuery {
 /// Sets `<key>` and, when they apply, `<key>_length` (original bytes, when truncated),
 /// `<key>_truncated`, `<key>_invalid_utf8` and `<key>_masked`.
 pub fn query_field(e: &mut Event, key: &str, q: &AuditedQuery) {
-    e.add_fragment(&query_fragment(key, q));
+    e.set(key, &q.text);
+    if q.truncated || q.invalid_utf8 || q.masked {
+        e.add_fragment(&flags_fragment(key, q));
+    }
 }
 
 /// The fields [`query_field`] adds, serialised once: a prepared statement's text goes into
 /// every `db.session.query` that executes it.
 pub fn query_fragment(key: &str, q: &AuditedQuery) -> Fragment {
     let mut f = Fragment::new().with(key, &q.text);
+    f.extend(&flags_fragment(key, q));
+    f
+}
+
+/// `<key>_length`, `<key>_truncated`, `<key>_invalid_utf8` and `<key>_masked`, those that apply.
+fn flags_fragment(key: &str, q: &AuditedQuery) -> Fragment {
+    let mut f = Fragment::new();
     if q.truncated {
         f = f
             .with(&format!("{key}_length"), q.length)
