@@ -57,9 +57,7 @@ cleanup() {
       [ -f "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }
     done
   fi
-  [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
-  [ -n "$cluster_pid" ] && kill "$cluster_pid" 2>/dev/null && wait "$cluster_pid" 2>/dev/null
-  [ -n "$pg_started" ] && runuser -u postgres -- "$pgbin/pg_ctl" -D "$dir/pg/data" -m immediate -w stop >/dev/null 2>&1
+  stop_pg_stack
   if [ -n "$keep" ]; then echo "audit_bench: kept $dir" >&2; else rm -rf "$dir"; fi
   exit "$rc"
 }

@@ -151,12 +151,24 @@ unset PGSERVICE
 export PGHOST=127.0.0.1 PGPORT=$pg_port PGUSER=bench PGDATABASE=bench PGSSLMODE=verify-full
 export PGSSLROOTCERT='$dir/certs/direct.cas' PGSSLCERT='$dir/certs/direct.crt' PGSSLKEY='$dir/certs/direct.key'
 EOF
-  for path in direct proxy quiet; do
-    got=""
-    for _ in $(seq 50); do
-      got=$( (. "$dir/$path.env"; PGCONNECT_TIMEOUT=10 "$pgbin/psql" -X -A -t -c "select current_user || '@' || current_database()") 2>"$dir/psql.err") && break
-      sleep 0.2
-    done
-    [ "$got" = "bench@bench" ] || { cat "$dir/psql.err" >&2; die "$path path: psql got '$got'"; }
+  for path in direct proxy quiet; do pg_check_path "$path"; done
+}
+
+# pg_check_path PATH: psql through $dir/PATH.env answers as bench@bench (retried for 10 s).
+pg_check_path() {
+  local got=""
+  for _ in $(seq 50); do
+    got=$( (. "$dir/$1.env"; PGCONNECT_TIMEOUT=10 "$pgbin/psql" -X -A -t -c "select current_user || '@' || current_database()") 2>"$dir/psql.err") && break
+    sleep 0.2
   done
+  [ "$got" = "bench@bench" ] || { cat "$dir/psql.err" >&2; die "$1 path: psql got '$got'"; }
+}
+
+# stop_pg_stack: for a cleanup trap — stops the agent, the cluster and PostgreSQL, whichever
+# were started.
+stop_pg_stack() {
+  [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
+  [ -n "$cluster_pid" ] && kill "$cluster_pid" 2>/dev/null && wait "$cluster_pid" 2>/dev/null
+  [ -n "$pg_started" ] && runuser -u postgres -- "$pgbin/pg_ctl" -D "$dir/pg/data" -m immediate -w stop >/dev/null 2>&1
+  return 0
 }

@@ -96,9 +96,7 @@ cleanup() {
     done
   fi
   stop_pgbouncer
-  [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
-  [ -n "$cluster_pid" ] && kill "$cluster_pid" 2>/dev/null && wait "$cluster_pid" 2>/dev/null
-  [ -n "$pg_started" ] && runuser -u postgres -- "$pgbin/pg_ctl" -D "$dir/pg/data" -m immediate -w stop >/dev/null 2>&1
+  stop_pg_stack
   if [ -n "$keep" ]; then echo "pg_bench: kept $dir" >&2; else rm -rf "$dir"; fi
   exit "$rc"
 }
@@ -189,12 +187,7 @@ EOF
   done
   sed "s/PGPORT=$pg_port /PGPORT=$pgb_port /" "$dir/direct.env" >"$dir/pgbouncer.env"
   grep -q "PGPORT=$pgb_port " "$dir/pgbouncer.env" || die "could not write pgbouncer.env"
-  got=""
-  for _ in $(seq 50); do
-    got=$( (. "$dir/pgbouncer.env"; PGCONNECT_TIMEOUT=10 "$pgbin/psql" -X -A -t -c "select current_user || '@' || current_database()") 2>"$dir/psql.err") && break
-    sleep 0.2
-  done
-  [ "$got" = "bench@bench" ] || { cat "$dir/psql.err" >&2; die "pgbouncer path: psql got '$got'"; }
+  pg_check_path pgbouncer
   put pgbouncer_version "$("$pgbouncer_bin" --version | awk 'NR == 1 {print $2}')"
   paths+=(pgbouncer)
   echo "PgBouncer up: 127.0.0.1:$pgb_port, pids ${pgb_pids[*]}" >&2
