@@ -68,13 +68,7 @@ trap 'exit 130' INT TERM
 
 step "cluster ($TOPOLOGY)"
 pg_port=$(free_port)
-databases="    - name: pg1
-      protocol: postgres
-      uri: '127.0.0.1:$pg_port'
-    - name: pg1-quiet
-      protocol: postgres
-      uri: '127.0.0.1:$pg_port'
-      audit_queries: false"
+databases=$(pg_databases)
 start_cluster "$databases"
 start_postgres 200
 start_agent "$databases"

@@ -94,6 +94,22 @@ login_user() {
   [ -n "$ok" ] || die "$db never appeared in pc db ls"
 }
 
+# pg_databases: the `databases:` entries for one PostgreSQL on $pg_port, twice: pg1 (every
+# query audited) and pg1-quiet (the same server with audit_queries: false, the audit-off path).
+pg_databases() {
+  cat <<EOF
+    - name: pg1
+      protocol: postgres
+      uri: '127.0.0.1:$pg_port'
+      description: pgbench target
+    - name: pg1-quiet
+      protocol: postgres
+      uri: '127.0.0.1:$pg_port'
+      description: pgbench target, queries not audited
+      audit_queries: false
+EOF
+}
+
 # start_postgres MAX_CONNECTIONS: PostgreSQL 15 on $pg_port (chosen by the caller before
 # start_cluster, whose database entries name it) with a server certificate from the cluster's
 # db CA, database `bench` owned by role `bench`, `pgbench -i -s 10`; durability off so the

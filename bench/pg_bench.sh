@@ -112,16 +112,7 @@ put() { echo "$1=$2" >>"$results"; }
 # --- the cluster: auth + proxy (+ the agent, with PG_BENCH_TOPOLOGY=single) ----------------------
 step "cluster ($TOPOLOGY)"
 pg_port=$(free_port)
-# pg1-quiet: the same PostgreSQL with audit_queries: false (the audit-off path).
-databases="    - name: pg1
-      protocol: postgres
-      uri: '127.0.0.1:$pg_port'
-      description: pgbench target
-    - name: pg1-quiet
-      protocol: postgres
-      uri: '127.0.0.1:$pg_port'
-      description: pgbench target, queries not audited
-      audit_queries: false"
+databases=$(pg_databases)
 start_cluster "$databases"
 
 # --- PostgreSQL with a certificate from the db CA ---------------------------------------------
