@@ -344,7 +344,10 @@ mod tests {
         assert!(!mentions_password(b"passwor"));
         assert!(!mentions_password(b""));
         assert!(!mentions_password("pässword".as_bytes()));
-        assert_eq!(mask_sql("ALTER ROLE a PASSWORD 'x'"), "ALTER ROLE a PASSWORD '***'");
+        assert_eq!(
+            mask_sql("ALTER ROLE a PASSWORD 'x'"),
+            "ALTER ROLE a PASSWORD '***'"
+        );
         assert!(matches!(mask_sql("select 1"), Cow::Borrowed(_)));
     }
 
