@@ -363,7 +363,7 @@ async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>) {
             tick.tick().await;
         }
         let s = spool.clone();
-        let mut batch = match tokio::task::spawn_blocking(move || s.unshipped()).await {
+        let batch = match tokio::task::spawn_blocking(move || s.unshipped()).await {
             Ok(Ok(Some(b))) => b,
             Ok(Ok(None)) => {
                 behind = false;
@@ -380,17 +380,14 @@ async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>) {
             }
         };
         let lines = batch.events;
+        // A large round means more is waiting (see `behind` below).
+        let large = batch.data.len() >= BATCH_BYTES;
         let delivered = if local && batch.fresh {
             let d = Arc::clone(&deliver);
-            let data = std::mem::take(&mut batch.data);
-            let (stored, data) = tokio::task::spawn_blocking(move || {
-                let r = d.store_fresh(&data).map_err(|e| e.to_string());
-                (r, data)
-            })
-            .await
-            .unwrap_or_else(|e| (Err(e.to_string()), Vec::new()));
-            batch.data = data;
-            stored
+            let data = batch.data;
+            tokio::task::spawn_blocking(move || d.store_fresh(&data).map_err(|e| e.to_string()))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()))
         } else {
             deliver_all(&*deliver, batch.seq, &batch.data).await
         };
@@ -406,7 +403,7 @@ async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>) {
                 }
                 let empty = spool.shipped(batch.seq, batch.end, lines);
                 // A segment behind the open one, or a large round: more is waiting.
-                behind = !empty && (batch.data.len() >= BATCH_BYTES || spool.has_closed_backlog());
+                behind = !empty && (large || spool.has_closed_backlog());
                 if empty && backlog {
                     backlog = false;
                     let st = &spool.stats;

@@ -716,11 +716,6 @@ impl Spool {
         inner.sealed.iter().any(|s| s.undelivered() > 0)
             || inner.retired.iter().any(|w| w.seg.undelivered() > 0)
     }
-
-    /// Whether segment `seq` is still waiting (not dropped).
-    pub fn contains(&self, seq: u64) -> bool {
-        self.lock().segments().any(|s| s.seq == seq)
-    }
 }
 
 #[cfg(test)]
