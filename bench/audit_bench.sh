@@ -22,7 +22,9 @@
 # AUDIT_BENCH_WORKLOADS ("select simple tpcb"), AUDIT_BENCH_TOPOLOGY (single: one process,
 # the default deployment; remote: an agent process over the tunnel), AUDIT_BENCH_FSYNC (auth's audit log fsync policy: every_batch, the default;
 # interval; never), AUDIT_BENCH_KEEP=1 (keep
-# the temp dir), AUDIT_BENCH_PERF=1 (perf record the cluster during the first round of each
+# the temp dir), AUDIT_BENCH_RATE=N (pgbench -R N: a fixed load below saturation, so the
+# machine µs/txn columns show what auditing costs without the extra queueing a saturated
+# 2-CPU machine adds), AUDIT_BENCH_PERF=1 (perf record the cluster during the first round of each
 # workload, both paths; reports kept in the temp dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -99,12 +101,13 @@ run() {
   local perf_pid=""
   if [ -n "${AUDIT_BENCH_PERF:-}" ] && [ "$round" = 1 ]; then
     keep=1
-    perf record -F 999 -o "$dir/perf.$w.$path.data" -p "$cluster_pid" -- sleep "$T" >/dev/null 2>&1 &
+    perf record -F 999 -o "$dir/perf.$w.$path.data" -p "$cluster_pid,$agent_pid" -- sleep "$T" >/dev/null 2>&1 &
     perf_pid=$!
     perf record -e sched:sched_switch -g -o "$dir/sched.$w.$path.data" -p "$cluster_pid" -- sleep 3 >/dev/null 2>&1 &
     perf stat -x, -o "$dir/perfstat.$w.$path" -e context-switches,cpu-migrations,page-faults,raw_syscalls:sys_enter,syscalls:sys_enter_futex,syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync,syscalls:sys_enter_write -p "$cluster_pid" -- sleep "$T" >/dev/null 2>&1 &
   fi
   out="$dir/pgbench.$w.$path.$round"
+  [ -n "${AUDIT_BENCH_RATE:-}" ] && args+=(-R "$AUDIT_BENCH_RATE")
   (. "$dir/$path.env"; "$pgbin/pgbench" -n "${args[@]}" -T "$T" -c 8 -j 2) >"$out" 2>&1 \
     || { cat "$out" >&2; die "pgbench $w on the $path path failed"; }
   c1=$(portcullis_ticks); read -r m1 i1 < <(machine)

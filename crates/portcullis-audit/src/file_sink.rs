@@ -388,9 +388,9 @@ impl Sink for FileSink {
         Some(FileSink::append_ndjson(self, lines))
     }
 
-    async fn write_batch(&self, lines: Arc<Vec<String>>) -> SinkResult<()> {
+    async fn write_batch(&self, lines: Arc<Vec<u8>>) -> SinkResult<()> {
         let me = self.clone();
-        tokio::task::spawn_blocking(move || me.write_lines(&lines))
+        tokio::task::spawn_blocking(move || me.append(&lines, !lines.is_empty()))
             .await
             .map_err(|e| SinkError::new("audit file writer", e))?
             .map_err(|e| SinkError::new(&format!("writing {}", self.describe()), e))

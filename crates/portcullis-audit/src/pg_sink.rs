@@ -326,7 +326,18 @@ impl Sink for PgSink {
         self.describe.clone()
     }
 
-    async fn write_batch(&self, lines: Arc<Vec<String>>) -> SinkResult<()> {
+    async fn write_batch(&self, lines: Arc<Vec<u8>>) -> SinkResult<()> {
+        let lines: Vec<&str> = lines
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .filter_map(|l| match std::str::from_utf8(l) {
+                Ok(l) => Some(l),
+                Err(_) => {
+                    tracing::warn!("audit: not storing a line that is not UTF-8");
+                    None
+                }
+            })
+            .collect();
         let n = lines.len();
         let (mut u, mut t, mut e, mut us, mut s, mut db, mut d) = (
             Vec::with_capacity(n),
@@ -337,7 +348,7 @@ impl Sink for PgSink {
             Vec::with_capacity(n),
             Vec::with_capacity(n),
         );
-        for line in lines.iter() {
+        for &line in &lines {
             let Some((head, pos)) = Head::parse(line) else {
                 tracing::warn!("audit: not storing a line without uid, time and event");
                 continue;
@@ -352,7 +363,7 @@ impl Sink for PgSink {
             d.push(if line.contains("\\u0000") {
                 line.replace("\\u0000", "\\\\u0000")
             } else {
-                line.clone()
+                line.to_owned()
             });
         }
         if u.is_empty() {

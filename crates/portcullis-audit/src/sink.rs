@@ -59,13 +59,17 @@ impl Default for SinkOptions {
 
 /// Somewhere events are stored. Lines are complete JSON objects without line breaks, each
 /// with string fields `uid`, `time` (RFC 3339) and `event`.
+///
+/// A batch is JSON lines in one buffer, each ending in `\n`, as auth's writer checked them:
+/// a file sink appends it as it is, with no per-line copies.
 #[async_trait::async_trait]
 pub trait Sink: Send + Sync + std::fmt::Debug {
     /// A short description for logs (`file:///…`, `postgres://host/db`), without secrets.
     fn describe(&self) -> String;
 
-    /// Stores a batch; returns once it is as durable as the sink's policy asks.
-    async fn write_batch(&self, lines: Arc<Vec<String>>) -> SinkResult<()>;
+    /// Stores a batch of JSON lines (each ending in `\n`); returns once it is as durable as
+    /// the sink's policy asks.
+    async fn write_batch(&self, lines: Arc<Vec<u8>>) -> SinkResult<()>;
 
     /// Finds events.
     async fn search(&self, query: &Query) -> SinkResult<Page>;

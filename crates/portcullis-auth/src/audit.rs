@@ -137,20 +137,173 @@ struct Dedup {
 }
 
 impl Dedup {
-    fn insert(&mut self, key: u128) {
-        if self.set.insert(key) {
+    /// Remembers `key`; `false` if it was already there. The writer inserts a round's keys
+    /// before its sink has them and takes them back with [`Dedup::rollback`] if the write
+    /// fails, so a batch needs one set lookup per event, which also finds uids repeated
+    /// inside it.
+    fn insert(&mut self, key: u128) -> bool {
+        let new = self.set.insert(key);
+        if new {
             self.order.push_back(key);
-            while self.order.len() > DEDUP_WINDOW {
-                if let Some(old) = self.order.pop_front() {
-                    self.set.remove(&old);
-                }
+        }
+        new
+    }
+
+    /// Forgets the keys inserted last (in the order inserted): their write failed.
+    fn rollback(&mut self, keys: &[u128]) {
+        for key in keys.iter().rev() {
+            if self.order.back() == Some(key) {
+                self.order.pop_back();
+                self.set.remove(key);
+            }
+        }
+    }
+
+    /// Forgets the oldest keys beyond [`DEDUP_WINDOW`].
+    fn trim(&mut self) {
+        while self.order.len() > DEDUP_WINDOW {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
             }
         }
     }
 }
 
+/// Checked event lines for the writer: their text in one buffer (each line ends in `\n`)
+/// and, per line, its dedup key and where it is.
+#[derive(Default)]
+struct Batch {
+    text: Vec<u8>,
+    lines: Vec<Line>,
+}
+
+#[derive(Clone, Copy)]
+struct Line {
+    key: u128,
+    start: usize,
+    /// Just past the line's `\n`.
+    end: usize,
+}
+
+impl Batch {
+    fn with_capacity(bytes: usize, lines: usize) -> Self {
+        Self {
+            text: Vec::with_capacity(bytes),
+            lines: Vec::with_capacity(lines),
+        }
+    }
+
+    /// One line of auth's own.
+    fn one(key: u128, line: String) -> Self {
+        let mut text = line.into_bytes();
+        text.push(b'\n');
+        let end = text.len();
+        Self {
+            text,
+            lines: vec![Line { key, start: 0, end }],
+        }
+    }
+
+    fn push(&mut self, key: u128, line: &[u8]) {
+        let start = self.text.len();
+        self.text.extend_from_slice(line);
+        self.text.push(b'\n');
+        self.lines.push(Line {
+            key,
+            start,
+            end: self.text.len(),
+        });
+    }
+
+    /// A line's text, with its `\n`.
+    fn text_of(&self, line: &Line) -> &[u8] {
+        self.text.get(line.start..line.end).unwrap_or_default()
+    }
+
+    /// Events as the JSON API sends them (each already valid JSON).
+    fn from_events(events: &[Box<RawValue>]) -> Result<Self> {
+        let bytes = events.iter().map(|e| e.get().len() + 1).sum();
+        let mut batch = Self::with_capacity(bytes, events.len());
+        for e in events {
+            let (key, line) = check_event(e.get(), true)?;
+            batch.push(key, line.as_bytes());
+        }
+        Ok(batch)
+    }
+
+    /// JSON lines as agents send them (`Content-Type: application/x-ndjson`): every line
+    /// is checked, blank lines are skipped, a trailing `\r` is dropped.
+    fn from_ndjson(body: &[u8]) -> Result<Self> {
+        let text = std::str::from_utf8(body)
+            .map_err(|e| AuthError::BadRequest(format!("the events are not UTF-8 text ({e})")))?;
+        let mut batch = Self::with_capacity(body.len() + 1, body.len() / 256 + 1);
+        for (i, line) in text.split('\n').enumerate() {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if line.trim_ascii().is_empty() {
+                continue;
+            }
+            if batch.lines.len() == MAX_BATCH {
+                return Err(AuthError::BadRequest(format!(
+                    "at most {MAX_BATCH} events per batch"
+                )));
+            }
+            let (key, line) = check_event(line, false).map_err(|e| match e {
+                AuthError::BadRequest(m) => AuthError::BadRequest(format!("line {}: {m}", i + 1)),
+                other => other,
+            })?;
+            batch.push(key, line.as_bytes());
+        }
+        Ok(batch)
+    }
+
+    /// Appends `other`'s lines.
+    fn extend(&mut self, other: &Batch, lines: impl Iterator<Item = Line>) {
+        for l in lines {
+            self.push(
+                l.key,
+                other.text_of(&l).strip_suffix(b"\n").unwrap_or_default(),
+            );
+        }
+    }
+}
+
+/// Checks one event's text — a JSON object with non-empty string fields `uid` and `event` —
+/// and returns its dedup key and the line to store (re-serialised if its whitespace held a
+/// line break, so one event is always one line). `valid_json`: the text was parsed already.
+fn check_event(text: &str, valid_json: bool) -> Result<(u128, Cow<'_, str>)> {
+    let bad = |err: serde_json::Error| {
+        AuthError::BadRequest(format!(
+            "every event must be a JSON object with string fields uid and event ({err})"
+        ))
+    };
+    // Events Portcullis builds start `{"uid":"<uuid>","time":"…","event":"<name>"`: that
+    // prefix gives the key, and the rest needs only a syntax check (no values built).
+    let key = match canonical_head(text) {
+        Some(key) => {
+            if !valid_json {
+                serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(bad)?;
+            }
+            key
+        }
+        None => {
+            let head: Head<'_> = serde_json::from_str(text).map_err(bad)?;
+            if head.uid.is_empty() || head.event.is_empty() {
+                return Err(AuthError::BadRequest(
+                    "an event has an empty uid or event name".into(),
+                ));
+            }
+            uid_key(&head.uid)
+        }
+    };
+    if memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some() {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(bad)?;
+        return Ok((key, Cow::Owned(v.to_string())));
+    }
+    Ok((key, Cow::Borrowed(text)))
+}
+
 struct Job {
-    lines: Vec<(u128, String)>,
+    batch: Batch,
     ack: Option<oneshot::Sender<std::result::Result<usize, String>>>,
 }
 
@@ -218,59 +371,23 @@ impl AuditLog {
         self.sinks.iter().map(|s| s.describe()).collect()
     }
 
-    /// Parses a batch from a service into `(dedup key, line)` pairs.
-    fn lines(events: &[Box<RawValue>]) -> Result<Vec<(u128, String)>> {
-        let mut lines = Vec::with_capacity(events.len());
-        for e in events {
-            let text = e.get();
-            // Events Portcullis builds start `{"uid":"<uuid>","time":"…","event":"<name>"`;
-            // the text is valid JSON already (a RawValue), so that prefix is all there is to
-            // check. Anything else takes the full parse below.
-            if let Some(key) = canonical_head(text) {
-                let line = if text.contains(['\n', '\r']) {
-                    let v: serde_json::Value = serde_json::from_str(text)
-                        .map_err(|err| AuthError::BadRequest(format!("event: {err}")))?;
-                    v.to_string()
-                } else {
-                    text.to_owned()
-                };
-                lines.push((key, line));
-                continue;
-            }
-            let head: Head<'_> = serde_json::from_str(text).map_err(|err| {
-                AuthError::BadRequest(format!(
-                    "every event must be a JSON object with string fields uid and event ({err})"
-                ))
-            })?;
-            if head.uid.is_empty() || head.event.is_empty() {
-                return Err(AuthError::BadRequest(
-                    "an event has an empty uid or event name".into(),
-                ));
-            }
-            // One event, one line: JSON whitespace may hold line breaks; re-serialise those.
-            let line = if text.contains(['\n', '\r']) {
-                let v: serde_json::Value = serde_json::from_str(text)
-                    .map_err(|err| AuthError::BadRequest(format!("event: {err}")))?;
-                v.to_string()
-            } else {
-                text.to_owned()
-            };
-            lines.push((uid_key(&head.uid), line));
-        }
-        Ok(lines)
-    }
-
     /// Stores the events not seen before in every sink; returns how many were new.
     pub async fn write(&self, events: &[Box<RawValue>]) -> Result<usize> {
-        let lines = Self::lines(events)?;
-        self.store(lines).await
+        self.store(Batch::from_events(events)?).await
     }
 
-    async fn store(&self, lines: Vec<(u128, String)>) -> Result<usize> {
+    /// Stores the events of JSON lines (each line one event) not seen before in every
+    /// sink; returns how many were new. Every line is checked first: one that is not an
+    /// event refuses the whole batch.
+    pub async fn write_ndjson(&self, body: &[u8]) -> Result<usize> {
+        self.store(Batch::from_ndjson(body)?).await
+    }
+
+    async fn store(&self, batch: Batch) -> Result<usize> {
         let (ack, done) = oneshot::channel();
         self.tx
             .send(Job {
-                lines,
+                batch,
                 ack: Some(ack),
             })
             .await
@@ -284,12 +401,12 @@ impl AuditLog {
     /// for a retry): auth's own events are queued without waiting, and a reader that must
     /// see them — a test, a shutdown — waits here first.
     pub async fn settled(&self) -> Result<()> {
-        self.store(Vec::new()).await.map(|_| ())
+        self.store(Batch::default()).await.map(|_| ())
     }
 
     /// Queues lines without waiting for them to be stored.
-    fn submit(&self, lines: Vec<(u128, String)>) {
-        match self.tx.try_send(Job { lines, ack: None }) {
+    fn submit(&self, batch: Batch) {
+        match self.tx.try_send(Job { batch, ack: None }) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(job)) => {
                 let tx = self.tx.clone();
@@ -374,10 +491,13 @@ async fn writer(
             let mut d = Dedup::default();
             if let Some(dir) = s.local_dir() {
                 match recent_uids(&dir) {
-                    Ok(keys) => keys.into_iter().for_each(|k| d.insert(k)),
+                    Ok(keys) => keys.into_iter().for_each(|k| {
+                        d.insert(k);
+                    }),
                     Err(e) => tracing::warn!(error = %e, dir = %dir.display(), "could not read recent audit events for deduplication"),
                 }
             }
+            d.trim();
             d
         })
         .collect();
@@ -385,7 +505,7 @@ async fn writer(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut dirty = false;
     // Lines nobody waits for (auth's own events) that some sink failed to store.
-    let mut retry: Vec<(u128, String)> = Vec::new();
+    let mut retry = Batch::default();
     loop {
         let first = tokio::select! {
             job = rx.recv() => job,
@@ -398,47 +518,59 @@ async fn writer(
                     }
                     dirty = false;
                 }
-                if retry.is_empty() {
+                if retry.lines.is_empty() {
                     continue;
                 }
                 // Auth's own events a sink refused earlier: try again.
-                Some(Job { lines: std::mem::take(&mut retry), ack: None })
+                Some(Job { batch: std::mem::take(&mut retry), ack: None })
             }
         };
         let Some(first) = first else { break };
         let mut jobs = vec![first];
-        let mut total = jobs.iter().map(|j| j.lines.len()).sum::<usize>();
+        let mut total = jobs.iter().map(|j| j.batch.lines.len()).sum::<usize>();
         while total < GROUP_LINES {
             match rx.try_recv() {
                 Ok(j) => {
-                    total += j.lines.len();
+                    total += j.batch.lines.len();
                     jobs.push(j);
                 }
                 Err(_) => break,
             }
         }
-        // Per sink: the lines it does not have yet (each uid once).
+        let bytes: usize = jobs.iter().map(|j| j.batch.text.len()).sum();
+        // Per job, its events the first sink did not have: what is new (for the answer).
+        let mut new_per_job = vec![0usize; jobs.len()];
+        // Per sink: the lines it does not have yet (each uid once), and their keys, which
+        // its dedup window holds from now on unless the write fails.
         let mut set = tokio::task::JoinSet::new();
-        let mut fresh_keys: Vec<Vec<u128>> = Vec::with_capacity(sinks.len());
-        for (i, (sink, sink_seen)) in sinks.iter().zip(seen.iter()).enumerate() {
-            let mut batch_seen = HashSet::new();
-            let mut keys = Vec::new();
-            let mut lines = Vec::new();
-            for job in &jobs {
-                for (key, line) in &job.lines {
-                    if !sink_seen.set.contains(key) && batch_seen.insert(*key) {
-                        keys.push(*key);
-                        lines.push(line.clone());
+        let mut inserted: Vec<Vec<u128>> = Vec::with_capacity(sinks.len());
+        let mut first_text: Option<Arc<Vec<u8>>> = None;
+        for (i, (sink, sink_seen)) in sinks.iter().zip(seen.iter_mut()).enumerate() {
+            let mut keys = Vec::with_capacity(total);
+            let mut text = Vec::with_capacity(bytes);
+            for (j, job) in jobs.iter().enumerate() {
+                for line in &job.batch.lines {
+                    if sink_seen.insert(line.key) {
+                        keys.push(line.key);
+                        text.extend_from_slice(job.batch.text_of(line));
+                        if i == 0 {
+                            if let Some(n) = new_per_job.get_mut(j) {
+                                *n += 1;
+                            }
+                        }
                     }
                 }
             }
-            fresh_keys.push(keys);
-            if lines.is_empty() {
+            inserted.push(keys);
+            let text = Arc::new(text);
+            if i == 0 {
+                first_text = Some(Arc::clone(&text));
+            }
+            if text.is_empty() {
                 continue;
             }
             let sink = Arc::clone(sink);
-            let lines = Arc::new(lines);
-            set.spawn(async move { (i, sink.write_batch(lines).await) });
+            set.spawn(async move { (i, sink.write_batch(text).await) });
         }
         let mut failed: Option<String> = None;
         let mut ok = vec![true; sinks.len()];
@@ -459,35 +591,22 @@ async fn writer(
             }
         }
         dirty = true;
-        // What the first sink had not seen is what is new (for counts and followers).
-        let new_in_first: HashSet<u128> = fresh_keys
-            .first()
-            .map(|k| k.iter().copied().collect())
-            .unwrap_or_default();
-        for (i, keys) in fresh_keys.iter().enumerate() {
-            if ok.get(i).copied().unwrap_or(false) {
-                if let Some(d) = seen.get_mut(i) {
-                    keys.iter().for_each(|k| d.insert(*k));
-                }
+        for ((d, keys), stored) in seen.iter_mut().zip(&inserted).zip(&ok) {
+            if *stored {
+                d.trim();
+            } else {
+                // A retry must reach this sink again.
+                d.rollback(keys);
             }
         }
         if failed.is_none() && live.receiver_count() > 0 {
-            let mut sent = HashSet::new();
-            for job in &jobs {
-                for (key, line) in &job.lines {
-                    if new_in_first.contains(key) && sent.insert(*key) {
-                        let _ = live.send(Arc::from(line.as_str()));
-                    }
+            if let Some(text) = &first_text {
+                for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                    let _ = live.send(Arc::from(String::from_utf8_lossy(line)));
                 }
             }
         }
-        let mut counted = HashSet::new();
-        for job in jobs {
-            let n = job
-                .lines
-                .iter()
-                .filter(|(k, _)| new_in_first.contains(k) && counted.insert(*k))
-                .count();
+        for (job, n) in jobs.into_iter().zip(new_per_job) {
             match (&failed, job.ack) {
                 (None, Some(ack)) => {
                     let _ = ack.send(Ok(n));
@@ -496,14 +615,14 @@ async fn writer(
                     let _ = ack.send(Err(e.clone()));
                 }
                 (Some(e), None) => {
-                    let room = MAX_RETRY.saturating_sub(retry.len());
-                    let lost = job.lines.len().saturating_sub(room);
+                    let room = MAX_RETRY.saturating_sub(retry.lines.len());
+                    let lost = job.batch.lines.len().saturating_sub(room);
                     if lost > 0 {
                         tracing::error!(error = %e, lost, "audit events lost: the retry queue is full");
                     } else {
                         tracing::warn!(error = %e, "audit events not stored yet; retrying");
                     }
-                    retry.extend(job.lines.into_iter().take(room));
+                    retry.extend(&job.batch, job.batch.lines.iter().copied().take(room));
                 }
                 (None, None) => {}
             }
@@ -547,11 +666,20 @@ impl AuthServer {
         }
     }
 
+    /// Stores JSON lines of events from a service (`application/x-ndjson`), returning once
+    /// every sink has them; how many were new.
+    pub async fn record_ndjson(&self, body: &[u8]) -> Result<usize> {
+        match self.audit.get() {
+            Some(log) => log.write_ndjson(body).await,
+            None => Ok(0),
+        }
+    }
+
     /// Records one of auth's own events without waiting; failures are logged.
     pub fn emit(&self, event: portcullis_audit::Event) {
         let Some(log) = self.audit.get() else { return };
         let key = event.uid().as_u128();
-        log.submit(vec![(key, event.into_json())]);
+        log.submit(Batch::one(key, event.into_json()));
     }
 }
 
@@ -701,10 +829,7 @@ mod tests {
         fn describe(&self) -> String {
             "flaky".into()
         }
-        async fn write_batch(
-            &self,
-            lines: Arc<Vec<String>>,
-        ) -> portcullis_audit::sink::SinkResult<()> {
+        async fn write_batch(&self, lines: Arc<Vec<u8>>) -> portcullis_audit::sink::SinkResult<()> {
             use std::sync::atomic::Ordering;
             if self
                 .fail
@@ -713,7 +838,11 @@ mod tests {
             {
                 return Err(portcullis_audit::SinkError("down".into()));
             }
-            self.lines.lock().unwrap().extend(lines.iter().cloned());
+            let text = String::from_utf8(lines.to_vec()).unwrap();
+            self.lines
+                .lock()
+                .unwrap()
+                .extend(text.lines().map(str::to_owned));
             Ok(())
         }
         async fn search(&self, _: &Query) -> portcullis_audit::sink::SinkResult<Page> {
@@ -749,7 +878,7 @@ mod tests {
         let own = portcullis_audit::Event::new(portcullis_audit::EventKind::UserLogin, "c");
         let uid = own.uid().to_string();
         let server_side = log.clone();
-        server_side.submit(vec![(own.uid().as_u128(), own.into_json())]);
+        server_side.submit(Batch::one(own.uid().as_u128(), own.into_json()));
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while !flaky.lines.lock().unwrap().iter().any(|l| l.contains(&uid)) {
             assert!(std::time::Instant::now() < deadline, "never retried");
@@ -757,6 +886,87 @@ mod tests {
         }
         let text = std::fs::read_to_string(d.path().join("events.log")).unwrap();
         assert_eq!(text.matches(&uid).count(), 1);
+    }
+
+    fn bad_request(r: Result<Batch>) -> String {
+        match r {
+            Err(AuthError::BadRequest(m)) => m,
+            Err(e) => panic!("expected a bad request, got {e}"),
+            Ok(_) => panic!("expected a bad request, got a batch"),
+        }
+    }
+
+    #[test]
+    fn json_lines_are_checked_line_by_line() {
+        let e1 = r#"{"uid":"11111111-1111-4111-8111-111111111111","time":"2026-11-21T10:00:00Z","event":"x","q":"a\nb"}"#;
+        let e2 = r#"{"uid":"u2","event":"y"}"#;
+        // Blank lines and CRLF endings are fine; the stored lines end in a bare \n.
+        let body = format!("{e1}\r\n\n  \n{e2}");
+        let b = Batch::from_ndjson(body.as_bytes()).unwrap();
+        assert_eq!(b.text, format!("{e1}\n{e2}\n").into_bytes());
+        assert_eq!(b.lines.len(), 2);
+        assert_eq!(
+            b.lines.first().map(|l| l.key),
+            Some(0x11111111_1111_4111_8111_111111111111)
+        );
+        assert_eq!(b.lines.get(1).map(|l| l.key), Some(uid_key("u2")));
+        assert!(Batch::from_ndjson(b"").unwrap().lines.is_empty());
+
+        // A carriage return inside an event's whitespace: stored re-serialised, on one line.
+        let b = Batch::from_ndjson(b"{\"uid\":\"u3\",\r\"event\":\"z\"}\n").unwrap();
+        assert_eq!(b.text, b"{\"event\":\"z\",\"uid\":\"u3\"}\n".to_vec());
+
+        // A canonical head with junk after it, a line that is not an object, missing or
+        // empty fields, text that is not UTF-8: the batch is refused, naming the line.
+        let junk = format!("{e2}\n{}", &e1[..e1.len() - 1]);
+        assert!(bad_request(Batch::from_ndjson(junk.as_bytes())).starts_with("line 2: "));
+        for line in [
+            "[1,2]",
+            "42",
+            r#"{"uid":"u"}"#,
+            r#"{"uid":"","event":"x"}"#,
+            r#"{"uid":7,"event":"x"}"#,
+        ] {
+            let m = bad_request(Batch::from_ndjson(line.as_bytes()));
+            assert!(m.starts_with("line 1: "), "{line}: {m}");
+        }
+        assert!(bad_request(Batch::from_ndjson(b"{\"uid\":\"\xff\"}")).contains("UTF-8"));
+
+        // At most MAX_BATCH events.
+        let many = format!("{e2}\n").repeat(MAX_BATCH + 1);
+        assert!(bad_request(Batch::from_ndjson(many.as_bytes())).contains("at most"));
+    }
+
+    #[tokio::test]
+    async fn json_lines_are_deduplicated_like_batches() {
+        let d = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(d.path()).unwrap();
+        let e1 = r#"{"uid":"11111111-1111-4111-8111-111111111111","time":"2026-11-21T10:00:00Z","event":"x"}"#;
+        let e2 = r#"{"uid":"u2","event":"y"}"#;
+        let body = format!("{e1}\n{e2}\n{e1}\n");
+        assert_eq!(log.write_ndjson(body.as_bytes()).await.unwrap(), 2);
+        assert_eq!(log.write(&[raw(e2)]).await.unwrap(), 0);
+        assert_eq!(log.write_ndjson(body.as_bytes()).await.unwrap(), 0);
+        assert!(log.write_ndjson(b"{\"uid\":\"u9\"}\n").await.is_err());
+        let text = std::fs::read_to_string(d.path().join("events.log")).unwrap();
+        assert_eq!(text, format!("{e1}\n{e2}\n"));
+    }
+
+    #[test]
+    fn a_failed_write_takes_its_keys_back() {
+        let mut d = Dedup::default();
+        assert!(d.insert(1));
+        d.trim();
+        assert!(d.insert(2) && d.insert(3) && !d.insert(2));
+        d.rollback(&[2, 3]);
+        assert!(d.set.contains(&1) && !d.set.contains(&2) && !d.set.contains(&3));
+        assert_eq!(d.order, [1]);
+        for k in 10..(10 + DEDUP_WINDOW as u128 + 5) {
+            d.insert(k);
+        }
+        d.trim();
+        assert_eq!(d.order.len(), DEDUP_WINDOW);
+        assert!(!d.set.contains(&1) && d.set.contains(&(9 + DEDUP_WINDOW as u128 + 5)));
     }
 
     #[tokio::test]

@@ -190,9 +190,9 @@ async fn postgres_sink_stores_once_searches_and_is_shared() {
             "",
         ),
     ];
-    let lines = Arc::new(lines);
-    sink.write_batch(Arc::clone(&lines)).await.unwrap();
-    sink.write_batch(Arc::clone(&lines)).await.unwrap();
+    let batch = Arc::new(ndjson(&lines));
+    sink.write_batch(Arc::clone(&batch)).await.unwrap();
+    sink.write_batch(Arc::clone(&batch)).await.unwrap();
     let count = |pg: &PostgresServer| {
         pg.admin_sql_in("audit", "SELECT count(*) FROM portcullis_events")
             .unwrap()
@@ -269,7 +269,7 @@ async fn postgres_sink_stores_once_searches_and_is_shared() {
     );
     let pw_sink = PgSink::new(&pw_url).unwrap();
     pw_sink
-        .write_batch(Arc::new(lines[..2].to_vec()))
+        .write_batch(Arc::new(ndjson(&lines[..2])))
         .await
         .unwrap();
     let page = pw_sink.search(&Query::default()).await.unwrap();
@@ -316,4 +316,12 @@ async fn postgres_sink_stores_once_searches_and_is_shared() {
     let bad = PgSink::new(&tls_url.replace("/audit?", "/nosuchdb?")).unwrap();
     let e = bad.search(&Query::default()).await.unwrap_err();
     assert!(e.to_string().contains("nosuchdb"), "{e}");
+}
+
+/// Lines as auth's writer hands them to a sink: one buffer, each line ending in `\n`.
+fn ndjson(lines: &[String]) -> Vec<u8> {
+    lines
+        .iter()
+        .flat_map(|l| format!("{l}\n").into_bytes())
+        .collect()
 }

@@ -179,10 +179,36 @@ impl ApiClient {
         path: &str,
         body: Option<&B>,
     ) -> Result<T> {
-        let payload = match body {
-            Some(b) => serde_json::to_vec(b).map_err(|e| ClientError::Setup(e.to_string()))?,
-            None => Vec::new(),
+        let body = match body {
+            Some(b) => Some((
+                "application/json",
+                Bytes::from(serde_json::to_vec(b).map_err(|e| ClientError::Setup(e.to_string()))?),
+            )),
+            None => None,
         };
+        self.call_raw(method, path, body).await
+    }
+
+    /// POST with a body that is not JSON (`content_type` says what it is), e.g. the JSON
+    /// lines of audit events an agent sends as it spooled them.
+    pub async fn post_raw<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        content_type: &'static str,
+        body: Bytes,
+    ) -> Result<T> {
+        self.call_raw(Method::POST, path, Some((content_type, body)))
+            .await
+    }
+
+    /// Sends a request with an optional body of the given content type and decodes the
+    /// JSON answer.
+    async fn call_raw<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&'static str, Bytes)>,
+    ) -> Result<T> {
         let mut guard = self.conn.lock().await;
         let mut sender = match guard.take() {
             Some(s) if !s.is_closed() => s,
@@ -192,11 +218,15 @@ impl ApiClient {
             .method(method)
             .uri(path)
             .header(hyper::header::HOST, &self.addr);
-        if body.is_some() {
-            builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
-        }
+        let payload = match body {
+            Some((content_type, payload)) => {
+                builder = builder.header(hyper::header::CONTENT_TYPE, content_type);
+                payload
+            }
+            None => Bytes::new(),
+        };
         let req = builder
-            .body(Full::new(Bytes::from(payload)))
+            .body(Full::new(payload))
             .map_err(|e| ClientError::Setup(e.to_string()))?;
         let exchange = async {
             sender

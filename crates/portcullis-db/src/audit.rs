@@ -24,7 +24,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_api::EventBatch;
 use portcullis_audit::{Event, EventKind};
 use tokio::sync::{mpsc, oneshot};
 
@@ -49,8 +48,9 @@ pub type DeliverFuture<'a> =
 
 /// Where batches go: auth through the proxy's API, or auth in the same process.
 pub trait Deliver: Send + Sync + 'static {
-    /// Stores a batch (auth deduplicates by uid, so a retried batch is stored once).
-    fn deliver<'a>(&'a self, batch: &'a [Box<serde_json::value::RawValue>]) -> DeliverFuture<'a>;
+    /// Stores a batch of JSON lines, each one event ending in `\n` (auth deduplicates by
+    /// uid, so a retried batch is stored once).
+    fn deliver(&self, lines: bytes::Bytes) -> DeliverFuture<'_>;
 
     /// Whether [`Deliver::store_fresh`] works: auth's log is in this process and can store
     /// lines as they are.
@@ -72,14 +72,12 @@ pub trait Deliver: Send + Sync + 'static {
 struct ApiDelivery(Arc<ClientSlot>);
 
 impl Deliver for ApiDelivery {
-    fn deliver<'a>(&'a self, batch: &'a [Box<serde_json::value::RawValue>]) -> DeliverFuture<'a> {
+    fn deliver(&self, lines: bytes::Bytes) -> DeliverFuture<'_> {
         Box::pin(async move {
-            let body = EventBatch {
-                events: batch.to_vec(),
-            };
+            // The lines go as the spool holds them: auth checks each one.
             self.0
                 .get()
-                .post::<_, u64>("/v1/events", &body)
+                .post_raw::<u64>("/v1/events", "application/x-ndjson", lines)
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string())
@@ -329,23 +327,24 @@ async fn writer(spool: Spool, mut rx: mpsc::Receiver<Append>) {
 /// The events in `data` (JSON lines) that parse, each kept as sent; a line that does not —
 /// a write cut short when an earlier run was killed, whose query was never forwarded — is
 /// skipped with a warning.
-fn parse_lines(seq: u64, data: &[u8]) -> Vec<Box<serde_json::value::RawValue>> {
-    let mut events = Vec::new();
+fn checked_lines(seq: u64, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
     for line in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        match std::str::from_utf8(line)
-            .ok()
-            .and_then(|l| serde_json::value::RawValue::from_string(l.to_owned()).ok())
+        // Only lines a killed process left behind come here (the recovered segments).
+        if serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok()
+            && std::str::from_utf8(line).is_ok()
         {
-            Some(raw) => events.push(raw),
-            None => tracing::warn!(
+            out.extend_from_slice(line);
+            out.push(b'\n');
+        } else {
+            tracing::warn!(
                 segment = seq,
                 "audit spool: skipping an unreadable line (a write cut short by a crash; its query was never forwarded)"
-            ),
+            );
         }
     }
-    events
+    out
 }
-
 /// Delivers what the spool holds, oldest first, and marks it delivered once auth has it.
 async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>) {
     let mut backoff = Duration::from_millis(100);
@@ -389,7 +388,7 @@ async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>) {
                 .await
                 .unwrap_or_else(|e| Err(e.to_string()))
         } else {
-            deliver_all(&*deliver, batch.seq, &batch.data).await
+            deliver_all(&*deliver, batch.seq, batch.data, batch.fresh).await
         };
         match delivered {
             Ok(()) => {
@@ -433,25 +432,88 @@ async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>) {
 
 /// Delivers JSON lines in requests of at most [`BATCH`] events and [`BATCH_BYTES`] (one event
 /// always goes, whatever its size); stops at the first failure (a retry sends everything
-/// again, and auth stores each uid once).
-async fn deliver_all(deliver: &dyn Deliver, seq: u64, data: &[u8]) -> Result<(), String> {
-    let events = parse_lines(seq, data);
+/// again, and auth stores each uid once). Lines this process wrote (`fresh`) go as they are;
+/// lines found in the spool at start are checked first.
+async fn deliver_all(
+    deliver: &dyn Deliver,
+    seq: u64,
+    data: Vec<u8>,
+    fresh: bool,
+) -> Result<(), String> {
+    let data = bytes::Bytes::from(if fresh {
+        data
+    } else {
+        checked_lines(seq, &data)
+    });
     let mut at = 0;
-    while at < events.len() {
-        let mut end = at;
-        let mut bytes = 0usize;
-        while end < events.len() && end - at < BATCH {
-            let len = events.get(end).map_or(0, |e| e.get().len() + 1);
-            if end > at && bytes + len > BATCH_BYTES {
-                break;
-            }
-            bytes += len;
-            end += 1;
-        }
-        deliver
-            .deliver(events.get(at..end).unwrap_or_default())
-            .await?;
+    while at < data.len() {
+        let end = batch_end(&data, at);
+        deliver.deliver(data.slice(at..end)).await?;
         at = end;
     }
     Ok(())
+}
+
+/// Where the request starting at `at` ends: after at most [`BATCH`] lines and
+/// [`BATCH_BYTES`], and after at least one line.
+fn batch_end(data: &[u8], at: usize) -> usize {
+    let mut end = at;
+    let mut lines = 0;
+    while end < data.len() && lines < BATCH {
+        let rest = data.get(end..).unwrap_or_default();
+        let next = memchr::memchr(b'\n', rest).map_or(data.len(), |i| end + i + 1);
+        if lines > 0 && next - at > BATCH_BYTES {
+            break;
+        }
+        end = next;
+        lines += 1;
+    }
+    end
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The requests `deliver_all` would make, as (lines, bytes).
+    fn requests(data: &[u8]) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < data.len() {
+            let end = batch_end(data, at);
+            let chunk = data.get(at..end).unwrap();
+            out.push((chunk.iter().filter(|&&b| b == b'\n').count(), chunk.len()));
+            at = end;
+        }
+        out
+    }
+
+    #[test]
+    fn requests_hold_at_most_a_batch_of_whole_lines() {
+        // 2,500 lines of 10 bytes: 1,000 + 1,000 + 500.
+        let small = b"{\"a\":123}\n".repeat(2500);
+        assert_eq!(
+            requests(&small),
+            [(1000, 10_000), (1000, 10_000), (500, 5000)]
+        );
+        // Lines of 300 KiB: two per request (the third would pass BATCH_BYTES).
+        let line = format!("{{\"q\":\"{}\"}}\n", "x".repeat(300 * 1024));
+        let big = line.repeat(5);
+        let sizes: Vec<usize> = requests(big.as_bytes()).iter().map(|r| r.0).collect();
+        assert_eq!(sizes, [2, 2, 1]);
+        // One line larger than BATCH_BYTES still goes, alone.
+        let huge = format!("{{\"q\":\"{}\"}}\n", "x".repeat(BATCH_BYTES));
+        let data = format!("{{}}\n{huge}{{}}\n");
+        let sizes: Vec<usize> = requests(data.as_bytes()).iter().map(|r| r.0).collect();
+        assert_eq!(sizes, [1, 1, 1]);
+        // A last line without its newline is still sent.
+        assert_eq!(requests(b"{}\n{}"), [(1, 5)]);
+        assert!(requests(b"").is_empty());
+    }
+
+    #[test]
+    fn recovered_lines_are_checked_and_torn_ones_skipped() {
+        let data = b"{\"a\":1}\n{\"a\":\n{\"b\":\"\xff\"}\n{\"c\":[1]}\n";
+        assert_eq!(checked_lines(7, data), b"{\"a\":1}\n{\"c\":[1]}\n");
+    }
 }

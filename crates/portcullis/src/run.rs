@@ -524,14 +524,11 @@ impl portcullis_proxy::LocalAgent for InProcessAgent {
 struct LocalAudit(Arc<AuthServer>);
 
 impl portcullis_db::audit::Deliver for LocalAudit {
-    fn deliver<'a>(
-        &'a self,
-        batch: &'a [Box<serde_json::value::RawValue>],
-    ) -> portcullis_db::audit::DeliverFuture<'a> {
+    fn deliver(&self, lines: bytes::Bytes) -> portcullis_db::audit::DeliverFuture<'_> {
         Box::pin(async move {
             // Returns once every audit sink has the batch (the writer task does the fsync).
             self.0
-                .record_events(batch)
+                .record_ndjson(&lines)
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string())

@@ -1,7 +1,7 @@
 //! How errors reach API callers: `{ "error": { "code", "message" } }` with a fitting status,
 //! including for malformed JSON, bad paths and unknown routes.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -110,6 +110,18 @@ impl From<JsonRejection> for ApiError {
             e.message = "the request body is larger than the 1 MiB accepted".into();
         } else if r.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
             e.message = "send the body as JSON with Content-Type: application/json".into();
+        }
+        e
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(r: BytesRejection) -> Self {
+        let mut e = Self::bad_request(format!("request body: {}", r.body_text()));
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            e.status = StatusCode::PAYLOAD_TOO_LARGE;
+            e.code = "payload_too_large";
+            e.message = "the request body is larger than the 1 MiB accepted".into();
         }
         e
     }

@@ -439,13 +439,42 @@ pub async fn host_renew(
 }
 
 /// A batch of audit events from a service; events already stored (same `uid`) are skipped.
-#[utoipa::path(post, path = "/v1/events", tag = "agents", request_body = EventBatch,
+/// The body is either an [`EventBatch`] (`Content-Type: application/json`) or JSON lines,
+/// one event per line (`Content-Type: application/x-ndjson`), which is what agents send:
+/// their spool holds lines, so neither side builds or parses a JSON array around them.
+#[utoipa::path(post, path = "/v1/events", tag = "agents",
+    request_body(content = EventBatch, description = "An `EventBatch` as JSON, or the events as JSON lines with `Content-Type: application/x-ndjson` (at most 10,000 events, 1 MiB)"),
     responses((status = 200, body = u64), (status = "4XX", body = ErrorBody)))]
 pub async fn post_events(
     axum::extract::State(s): axum::extract::State<AppState>,
     caller: Caller,
-    ApiJson(req): ApiJson<EventBatch>,
+    headers: axum::http::HeaderMap,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<u64> {
     caller.require_host(&[SystemRole::Db, SystemRole::Proxy])?;
-    Ok(Json(s.record_events(&req.events).await? as u64))
+    let body = body?;
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let stored = match media.as_str() {
+        "application/x-ndjson" => s.record_ndjson(&body).await?,
+        "application/json" => {
+            let req: EventBatch = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::bad_request(format!("request body: {e}")))?;
+            s.record_events(&req.events).await?
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "send the events as JSON with Content-Type: application/json, or as JSON lines with Content-Type: application/x-ndjson",
+            ))
+        }
+    };
+    Ok(Json(stored as u64))
 }
