@@ -101,29 +101,30 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<JsonRejection> for ApiError {
-    fn from(r: JsonRejection) -> Self {
-        let mut e = Self::bad_request(format!("request body: {}", r.body_text()));
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+impl ApiError {
+    /// A request body that could not be read: too large, or not what was expected.
+    fn body(status: StatusCode, text: String) -> Self {
+        let mut e = Self::bad_request(format!("request body: {text}"));
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
             e.status = StatusCode::PAYLOAD_TOO_LARGE;
             e.code = "payload_too_large";
             e.message = "the request body is larger than the 1 MiB accepted".into();
-        } else if r.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        } else if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
             e.message = "send the body as JSON with Content-Type: application/json".into();
         }
         e
     }
 }
 
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        Self::body(r.status(), r.body_text())
+    }
+}
+
 impl From<BytesRejection> for ApiError {
     fn from(r: BytesRejection) -> Self {
-        let mut e = Self::bad_request(format!("request body: {}", r.body_text()));
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            e.status = StatusCode::PAYLOAD_TOO_LARGE;
-            e.code = "payload_too_large";
-            e.message = "the request body is larger than the 1 MiB accepted".into();
-        }
-        e
+        Self::body(r.status(), r.body_text())
     }
 }
 
