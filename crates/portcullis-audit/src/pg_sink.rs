@@ -318,6 +318,59 @@ pub fn stored_uid(uid: &str) -> uuid::Uuid {
     }
 }
 
+/// `line` (a JSON object) with the escapes PostgreSQL's jsonb refuses — `\u0000` and
+/// surrogates that are not a high-low pair — spelled out as text (`\\u0000`: a backslash
+/// and `u0000`), so one odd query text cannot make every batch of its round fail.
+pub fn jsonb_safe(line: &str) -> std::borrow::Cow<'_, str> {
+    fn hex4(b: Option<&[u8]>) -> Option<u32> {
+        let s = std::str::from_utf8(b?).ok()?;
+        u32::from_str_radix(s, 16).ok()
+    }
+    let bytes = line.as_bytes();
+    if !bytes.contains(&b'\\') {
+        return std::borrow::Cow::Borrowed(line);
+    }
+    let (mut out, mut copied, mut i, mut changed) = (String::new(), 0, 0, false);
+    while i < bytes.len() {
+        if bytes.get(i) != Some(&b'\\') {
+            i += 1;
+            continue;
+        }
+        // An escape; in JSON text a backslash appears nowhere else.
+        if bytes.get(i + 1) != Some(&b'u') {
+            i += 2;
+            continue;
+        }
+        let refused = match hex4(bytes.get(i + 2..i + 6)) {
+            Some(0) => true,
+            Some(0xD800..=0xDBFF) => {
+                let low = (bytes.get(i + 6..i + 8) == Some(b"\\u".as_slice()))
+                    .then(|| hex4(bytes.get(i + 8..i + 12)))
+                    .flatten();
+                if matches!(low, Some(0xDC00..=0xDFFF)) {
+                    i += 12;
+                    continue;
+                }
+                true
+            }
+            Some(0xDC00..=0xDFFF) => true,
+            _ => false,
+        };
+        if refused {
+            out.push_str(line.get(copied..i).unwrap_or_default());
+            out.push_str("\\\\");
+            copied = i + 1;
+            changed = true;
+        }
+        i += 6;
+    }
+    if !changed {
+        return std::borrow::Cow::Borrowed(line);
+    }
+    out.push_str(line.get(copied..).unwrap_or_default());
+    std::borrow::Cow::Owned(out)
+}
+
 type Params = Vec<Box<dyn ToSql + Sync + Send>>;
 
 #[async_trait::async_trait]
@@ -359,12 +412,9 @@ impl Sink for PgSink {
             us.push(head.user.map(|v| v.to_string()));
             s.push(head.sid.map(|v| v.to_string()));
             db.push(head.db_service.map(|v| v.to_string()));
-            // jsonb refuses \u0000; store such (rare) events with the NUL spelled out.
-            d.push(if line.contains("\\u0000") {
-                line.replace("\\u0000", "\\\\u0000")
-            } else {
-                line.to_owned()
-            });
+            // jsonb refuses \u0000 and unpaired surrogates: store such (rare) events with
+            // those escapes spelled out as text.
+            d.push(jsonb_safe(line).into_owned());
         }
         if u.is_empty() {
             return Ok(());
@@ -587,6 +637,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin> tokio_postgres::tls::TlsStream for Rustl
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn escapes_jsonb_refuses_are_spelled_out_and_others_kept() {
+        use super::jsonb_safe;
+        let same = [
+            r#"{"q":"plain"}"#,
+            r#"{"q":"a\"b\\c\n\u00e9\u0041"}"#,
+            // A surrogate pair (😀) is fine.
+            r#"{"q":"\ud83d\ude00"}"#,
+            // A backslash followed by the text u0000 is not an escape of NUL.
+            r#"{"q":"\\u0000"}"#,
+        ];
+        for line in same {
+            assert!(
+                matches!(jsonb_safe(line), std::borrow::Cow::Borrowed(_)),
+                "{line}"
+            );
+        }
+        for (line, want) in [
+            (r#"{"q":"a\u0000b"}"#, r#"{"q":"a\\u0000b"}"#),
+            (r#"{"q":"\\\u0000"}"#, r#"{"q":"\\\\u0000"}"#),
+            (r#"{"q":"\ud800x"}"#, r#"{"q":"\\ud800x"}"#),
+            (
+                r#"{"q":"\udc00\ud800\u0041"}"#,
+                r#"{"q":"\\udc00\\ud800\u0041"}"#,
+            ),
+            (r#"{"q":"\ud83d\u0000"}"#, r#"{"q":"\\ud83d\\u0000"}"#),
+        ] {
+            let got = jsonb_safe(line);
+            assert_eq!(got, want);
+            // Still JSON, now with the escapes as text.
+            let v: serde_json::Value = serde_json::from_str(&got).unwrap();
+            assert!(!v["q"].as_str().unwrap().contains('\0'));
+        }
+    }
+
     use super::*;
 
     #[test]

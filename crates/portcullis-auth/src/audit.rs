@@ -34,6 +34,9 @@ pub const DEDUP_WINDOW: usize = 200_000;
 pub const MAX_BATCH: usize = 10_000;
 /// Most lines the writer groups into one write.
 const GROUP_LINES: usize = 20_000;
+/// Most bytes of lines the writer groups into one write (each sink gets a copy of the new
+/// ones): many small requests of large events must not add up to a huge round.
+const GROUP_BYTES: usize = 8 * 1024 * 1024;
 /// Batches queued for the writer before callers wait.
 const QUEUE: usize = 1024;
 /// Most of auth's own event lines kept for retrying while a sink is failing.
@@ -49,22 +52,6 @@ struct Head<'a> {
     uid: Cow<'a, str>,
     #[serde(borrow)]
     event: Cow<'a, str>,
-}
-
-/// The dedup key of an event laid out as [`portcullis_audit::Event`] writes it (`uid` first,
-/// then `time`, then a non-empty `event`), without parsing the rest; `None` for any other
-/// layout.
-fn canonical_head(text: &str) -> Option<u128> {
-    let rest = text.strip_prefix("{\"uid\":\"")?;
-    let uid = rest.get(..36)?;
-    let rest = rest.get(36..)?.strip_prefix("\",\"time\":\"")?;
-    let window = rest.get(..64).unwrap_or(rest);
-    let at = window.find("\",\"event\":\"")?;
-    let name = rest.get(at + 11..)?;
-    if name.starts_with('"') || name.is_empty() {
-        return None;
-    }
-    uuid::Uuid::parse_str(uid).ok().map(|u| u.as_u128())
 }
 
 /// The dedup key of a uid: the UUID's 128 bits, or a hash for other strings.
@@ -225,7 +212,7 @@ impl Batch {
         let bytes = events.iter().map(|e| e.get().len() + 1).sum();
         let mut batch = Self::with_capacity(bytes, events.len());
         for e in events {
-            let (key, line) = check_event(e.get(), true)?;
+            let (key, line) = check_event(e.get())?;
             batch.push(key, line.as_bytes());
         }
         Ok(batch)
@@ -247,7 +234,7 @@ impl Batch {
                     "at most {MAX_BATCH} events per batch"
                 )));
             }
-            let (key, line) = check_event(line, false).map_err(|e| match e {
+            let (key, line) = check_event(line).map_err(|e| match e {
                 AuthError::BadRequest(m) => AuthError::BadRequest(format!("line {}: {m}", i + 1)),
                 other => other,
             })?;
@@ -267,34 +254,32 @@ impl Batch {
     }
 }
 
-/// Checks one event's text — a JSON object with non-empty string fields `uid` and `event` —
-/// and returns its dedup key and the line to store (re-serialised if its whitespace held a
-/// line break, so one event is always one line). `valid_json`: the text was parsed already.
-fn check_event(text: &str, valid_json: bool) -> Result<(u128, Cow<'_, str>)> {
+/// Checks one event's text — a JSON object with exactly one non-empty string field `uid`
+/// and one `event` — and returns its dedup key and the line to store (re-serialised if its
+/// whitespace held a line break, so one event is always one line).
+///
+/// The check is one pass over the text that builds no values: `uid` and `event` borrow from
+/// it, everything else is skipped, and a repeated `uid` or `event` is refused (otherwise
+/// readers taking the last one would see another uid than the one deduplicated).
+fn check_event(text: &str) -> Result<(u128, Cow<'_, str>)> {
     let bad = |err: serde_json::Error| {
         AuthError::BadRequest(format!(
             "every event must be a JSON object with string fields uid and event ({err})"
         ))
     };
-    // Events Portcullis builds start `{"uid":"<uuid>","time":"…","event":"<name>"`: that
-    // prefix gives the key, and the rest needs only a syntax check (no values built).
-    let key = match canonical_head(text) {
-        Some(key) => {
-            if !valid_json {
-                serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(bad)?;
-            }
-            key
-        }
-        None => {
-            let head: Head<'_> = serde_json::from_str(text).map_err(bad)?;
-            if head.uid.is_empty() || head.event.is_empty() {
-                return Err(AuthError::BadRequest(
-                    "an event has an empty uid or event name".into(),
-                ));
-            }
-            uid_key(&head.uid)
-        }
-    };
+    // serde would also read a struct from an array (`["uid", "event"]`).
+    if !text.trim_start().starts_with('{') {
+        return Err(AuthError::BadRequest(
+            "every event must be a JSON object (one per line)".into(),
+        ));
+    }
+    let head: Head<'_> = serde_json::from_str(text).map_err(bad)?;
+    if head.uid.is_empty() || head.event.is_empty() {
+        return Err(AuthError::BadRequest(
+            "an event has an empty uid or event name".into(),
+        ));
+    }
+    let key = uid_key(&head.uid);
     if memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some() {
         let v: serde_json::Value = serde_json::from_str(text).map_err(bad)?;
         return Ok((key, Cow::Owned(v.to_string())));
@@ -528,16 +513,17 @@ async fn writer(
         let Some(first) = first else { break };
         let mut jobs = vec![first];
         let mut total = jobs.iter().map(|j| j.batch.lines.len()).sum::<usize>();
-        while total < GROUP_LINES {
+        let mut bytes: usize = jobs.iter().map(|j| j.batch.text.len()).sum();
+        while total < GROUP_LINES && bytes < GROUP_BYTES {
             match rx.try_recv() {
                 Ok(j) => {
                     total += j.batch.lines.len();
+                    bytes += j.batch.text.len();
                     jobs.push(j);
                 }
                 Err(_) => break,
             }
         }
-        let bytes: usize = jobs.iter().map(|j| j.batch.text.len()).sum();
         // Per job, its events the first sink did not have: what is new (for the answer).
         let mut new_per_job = vec![0usize; jobs.len()];
         // Per sink: the lines it does not have yet (each uid once), and their keys, which
@@ -916,13 +902,18 @@ mod tests {
         let b = Batch::from_ndjson(b"{\"uid\":\"u3\",\r\"event\":\"z\"}\n").unwrap();
         assert_eq!(b.text, b"{\"event\":\"z\",\"uid\":\"u3\"}\n".to_vec());
 
-        // A canonical head with junk after it, a line that is not an object, missing or
-        // empty fields, text that is not UTF-8: the batch is refused, naming the line.
+        // Junk after an event, a line that is not an object (serde would read a struct from
+        // an array), a repeated uid, an `event` only inside another value, missing or empty
+        // fields, text that is not UTF-8: the batch is refused, naming the line.
         let junk = format!("{e2}\n{}", &e1[..e1.len() - 1]);
         assert!(bad_request(Batch::from_ndjson(junk.as_bytes())).starts_with("line 2: "));
         for line in [
             "[1,2]",
+            r#"["u1","x"]"#,
             "42",
+            r#"{"uid":"u","event":"x","uid":"v"}"#,
+            r#"{"uid":"u","o":{"event":"x"}}"#,
+            r#"{"uid":"11111111-1111-4111-8111-111111111111","time":"t","o":{"event":"x"}}"#,
             r#"{"uid":"u"}"#,
             r#"{"uid":"","event":"x"}"#,
             r#"{"uid":7,"event":"x"}"#,
@@ -1049,36 +1040,5 @@ mod tests {
         // auth restarted (or killed after writing, before answering): the agent re-sends.
         let log = AuditLog::open(d.path()).unwrap();
         assert_eq!(log.write(&batch).await.unwrap(), 0);
-    }
-}
-
-#[cfg(test)]
-mod canonical_tests {
-    use super::*;
-
-    #[test]
-    fn canonical_heads_are_read_without_parsing_and_others_fall_back() {
-        let e = portcullis_audit::Event::new(portcullis_audit::EventKind::DbSessionQuery, "c")
-            .with("db_query", "select 1");
-        let uid = e.uid().as_u128();
-        let line = e.into_json();
-        assert_eq!(canonical_head(&line), Some(uid));
-        assert_eq!(canonical_head(r#"{"event":"x","uid":"u"}"#), None);
-        assert_eq!(
-            canonical_head(
-                r#"{"uid":"not-a-uuid-at-all-but-36-chars-long","time":"t","event":"x"}"#
-            ),
-            None
-        );
-        assert_eq!(
-            canonical_head(
-                r#"{"uid":"01e4062b-cdf3-40b5-b166-7c5963985857","time":"t","event":""}"#
-            ),
-            None
-        );
-        assert!(canonical_head(
-            r#"{"uid":"01e4062b-cdf3-40b5-b166-7c5963985857","time":"t","event":"x"}"#
-        )
-        .is_some());
     }
 }

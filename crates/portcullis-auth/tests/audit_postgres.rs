@@ -312,6 +312,29 @@ async fn postgres_sink_stores_once_searches_and_is_shared() {
         .unwrap();
     assert_eq!(dave.events.len(), 100);
 
+    // Query texts with escapes jsonb refuses (NUL, a backslash before a NUL, an unpaired
+    // surrogate) are stored with those escapes spelled out; the batch is not refused.
+    let at = "2026-11-21T02:00:00Z";
+    let odd = [
+        event(&uid(300), at, "db.session.query", "erin", "s7", "a\u{0}b"),
+        event(&uid(301), at, "db.session.query", "erin", "s7", "\\\u{0}"),
+        // The text `\u0000` (a backslash, then u0000) is not a NUL and is stored as it is.
+        event(&uid(303), at, "db.session.query", "erin", "s7", "x\\u0000"),
+        format!(
+            r#"{{"uid":"{}","time":"{at}","event":"db.session.query","user":"erin","db_query":"\ud800"}}"#,
+            uid(302)
+        ),
+    ];
+    sink.write_batch(Arc::new(ndjson(&odd))).await.unwrap();
+    assert_eq!(count(&pg), "109");
+    let stored = pg
+        .admin_sql_in(
+            "audit",
+            "SELECT data->>'db_query' FROM portcullis_events WHERE uid::text LIKE '%303'",
+        )
+        .unwrap();
+    assert_eq!(stored, "x\\u0000");
+
     // A bad client setup fails with a useful message rather than hanging.
     let bad = PgSink::new(&tls_url.replace("/audit?", "/nosuchdb?")).unwrap();
     let e = bad.search(&Query::default()).await.unwrap_err();

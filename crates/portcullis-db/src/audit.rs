@@ -69,15 +69,55 @@ pub trait Deliver: Send + Sync + 'static {
 }
 
 /// Delivery over the API (`POST /v1/events` through the proxy).
-struct ApiDelivery(Arc<ClientSlot>);
+struct ApiDelivery {
+    api: Arc<ClientSlot>,
+    /// Auth answered that it takes only JSON (a version from before JSON lines): batches go
+    /// as an [`portcullis_api::EventBatch`] from then on, so agents can be upgraded first.
+    json_only: std::sync::atomic::AtomicBool,
+}
+
+impl ApiDelivery {
+    fn new(api: Arc<ClientSlot>) -> Self {
+        Self {
+            api,
+            json_only: false.into(),
+        }
+    }
+}
+
+/// Whether auth refused a body for not being JSON (what versions before JSON lines say).
+fn wants_json(e: &portcullis_client::api::ClientError) -> bool {
+    matches!(e, portcullis_client::api::ClientError::Api { status: 400 | 415, message, .. }
+        if message.contains("Content-Type: application/json") && !message.contains("x-ndjson"))
+}
 
 impl Deliver for ApiDelivery {
     fn deliver(&self, lines: bytes::Bytes) -> DeliverFuture<'_> {
         Box::pin(async move {
-            // The lines go as the spool holds them: auth checks each one.
-            self.0
-                .get()
-                .post_raw::<u64>("/v1/events", "application/x-ndjson", lines)
+            let api = self.api.get();
+            if !self.json_only.load(Ordering::Relaxed) {
+                // The lines go as the spool holds them: auth checks each one.
+                match api
+                    .post_raw::<u64>("/v1/events", "application/x-ndjson", lines.clone())
+                    .await
+                {
+                    Err(e) if wants_json(&e) => {
+                        tracing::info!(
+                            "auth takes audit events only as JSON (it is older than this agent); sending them as JSON"
+                        );
+                        self.json_only.store(true, Ordering::Relaxed);
+                    }
+                    other => return other.map(|_| ()).map_err(|e| e.to_string()),
+                }
+            }
+            let mut events = Vec::new();
+            for line in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                let text = String::from_utf8(line.to_vec()).map_err(|e| e.to_string())?;
+                events.push(
+                    serde_json::value::RawValue::from_string(text).map_err(|e| e.to_string())?,
+                );
+            }
+            api.post::<_, u64>("/v1/events", &portcullis_api::EventBatch { events })
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string())
@@ -142,7 +182,7 @@ impl AuditSender {
         cluster: &str,
         server_id: &str,
     ) -> Result<Self, String> {
-        Self::start_with(Arc::new(ApiDelivery(api)), options, cluster, server_id)
+        Self::start_with(Arc::new(ApiDelivery::new(api)), options, cluster, server_id)
     }
 
     /// Starts the spool writer and the shipper with any delivery.
@@ -509,6 +549,29 @@ mod tests {
         // A last line without its newline is still sent.
         assert_eq!(requests(b"{}\n{}"), [(1, 5)]);
         assert!(requests(b"").is_empty());
+    }
+
+    #[test]
+    fn an_older_auth_that_takes_only_json_is_recognised() {
+        use portcullis_client::api::ClientError;
+        let api = |status: u16, message: &str| ClientError::Api {
+            status,
+            code: "bad_request".into(),
+            message: message.into(),
+        };
+        // What auth answered to a body without Content-Type: application/json before it
+        // took JSON lines.
+        assert!(wants_json(&api(
+            400,
+            "send the body as JSON with Content-Type: application/json"
+        )));
+        // Today's answer to an unknown content type, and other refusals, are not that.
+        assert!(!wants_json(&api(400, "send the events as JSON with Content-Type: application/json, or as JSON lines with Content-Type: application/x-ndjson")));
+        assert!(!wants_json(&api(
+            400,
+            "line 2: every event must be a JSON object"
+        )));
+        assert!(!wants_json(&api(403, "forbidden")));
     }
 
     #[test]

@@ -463,9 +463,11 @@ pub async fn post_events(
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
+    let json = media == "application/json"
+        || (media.starts_with("application/") && media.ends_with("+json"));
     let stored = match media.as_str() {
         "application/x-ndjson" => s.record_ndjson(&body).await?,
-        "application/json" => {
+        _ if json => {
             let req: EventBatch = serde_json::from_slice(&body)
                 .map_err(|e| ApiError::bad_request(format!("request body: {e}")))?;
             s.record_events(&req.events).await?
