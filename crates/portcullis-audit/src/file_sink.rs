@@ -85,7 +85,7 @@ impl FileSink {
 
     /// Appends events, each already one line of JSON, and fsyncs per the policy.
     pub fn write_lines<S: AsRef<str>>(&self, lines: &[S]) -> std::io::Result<()> {
-        self.append(&joined(lines), !lines.is_empty())
+        self.append(&joined(lines))
     }
 
     /// Appends `events` as JSON lines and fsyncs per the policy.
@@ -97,7 +97,7 @@ impl FileSink {
             serde_json::to_writer(&mut buf, e).map_err(std::io::Error::other)?;
             buf.push(b'\n');
         }
-        self.append(&buf, !events.is_empty())
+        self.append(&buf)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Current>> {
@@ -111,11 +111,11 @@ impl FileSink {
     /// policy: for the events an agent in the same process spooled, which need neither
     /// checking nor deduplication.
     pub fn append_ndjson(&self, lines: &[u8]) -> std::io::Result<()> {
-        self.append(lines, !lines.is_empty())
+        self.append(lines)
     }
 
-    fn append(&self, buf: &[u8], any: bool) -> std::io::Result<()> {
-        if !any {
+    fn append(&self, buf: &[u8]) -> std::io::Result<()> {
+        if buf.is_empty() {
             return Ok(());
         }
         let today = OffsetDateTime::now_utc().date().to_string();
@@ -390,7 +390,7 @@ impl Sink for FileSink {
 
     async fn write_batch(&self, lines: Arc<Vec<u8>>) -> SinkResult<()> {
         let me = self.clone();
-        tokio::task::spawn_blocking(move || me.append(&lines, !lines.is_empty()))
+        tokio::task::spawn_blocking(move || me.append(&lines))
             .await
             .map_err(|e| SinkError::new("audit file writer", e))?
             .map_err(|e| SinkError::new(&format!("writing {}", self.describe()), e))

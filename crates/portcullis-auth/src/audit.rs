@@ -181,14 +181,10 @@ impl Batch {
     }
 
     /// One line of auth's own.
-    fn one(key: u128, line: String) -> Self {
-        let mut text = line.into_bytes();
-        text.push(b'\n');
-        let end = text.len();
-        Self {
-            text,
-            lines: vec![Line { key, start: 0, end }],
-        }
+    fn one(key: u128, line: &str) -> Self {
+        let mut batch = Self::default();
+        batch.push(key, line.as_bytes());
+        batch
     }
 
     fn push(&mut self, key: u128, line: &[u8]) {
@@ -434,11 +430,7 @@ impl AuditLog {
                 "the audit sink cannot store events directly",
             ))
         })?;
-        if self.live.receiver_count() > 0 {
-            for line in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                let _ = self.live.send(Arc::from(String::from_utf8_lossy(line)));
-            }
-        }
+        broadcast_lines(&self.live, lines);
         Ok(())
     }
 
@@ -459,6 +451,16 @@ impl AuditLog {
     /// Lines as they are stored, from now on.
     pub fn follow(&self) -> broadcast::Receiver<Arc<str>> {
         self.live.subscribe()
+    }
+}
+
+/// Sends each of `lines` (JSON lines) to the export followers, if there are any.
+fn broadcast_lines(live: &broadcast::Sender<Arc<str>>, lines: &[u8]) {
+    if live.receiver_count() == 0 {
+        return;
+    }
+    for line in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let _ = live.send(Arc::from(String::from_utf8_lossy(line)));
     }
 }
 
@@ -585,12 +587,8 @@ async fn writer(
                 d.rollback(keys);
             }
         }
-        if failed.is_none() && live.receiver_count() > 0 {
-            if let Some(text) = &first_text {
-                for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                    let _ = live.send(Arc::from(String::from_utf8_lossy(line)));
-                }
-            }
+        if let (None, Some(text)) = (&failed, &first_text) {
+            broadcast_lines(&live, text);
         }
         for (job, n) in jobs.into_iter().zip(new_per_job) {
             match (&failed, job.ack) {
@@ -665,7 +663,7 @@ impl AuthServer {
     pub fn emit(&self, event: portcullis_audit::Event) {
         let Some(log) = self.audit.get() else { return };
         let key = event.uid().as_u128();
-        log.submit(Batch::one(key, event.into_json()));
+        log.submit(Batch::one(key, &event.into_json()));
     }
 }
 
@@ -864,7 +862,7 @@ mod tests {
         let own = portcullis_audit::Event::new(portcullis_audit::EventKind::UserLogin, "c");
         let uid = own.uid().to_string();
         let server_side = log.clone();
-        server_side.submit(Batch::one(own.uid().as_u128(), own.into_json()));
+        server_side.submit(Batch::one(own.uid().as_u128(), &own.into_json()));
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while !flaky.lines.lock().unwrap().iter().any(|l| l.contains(&uid)) {
             assert!(std::time::Instant::now() < deadline, "never retried");

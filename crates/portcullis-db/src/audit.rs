@@ -385,6 +385,7 @@ fn checked_lines(seq: u64, data: &[u8]) -> Vec<u8> {
     }
     out
 }
+
 /// Delivers what the spool holds, oldest first, and marks it delivered once auth has it.
 async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>) {
     let mut backoff = Duration::from_millis(100);
