@@ -25,7 +25,8 @@
 # the temp dir), AUDIT_BENCH_RATE=N (pgbench -R N: a fixed load below saturation, so the
 # machine µs/txn columns show what auditing costs without the extra queueing a saturated
 # 2-CPU machine adds), AUDIT_BENCH_PERF=1 (perf record the cluster during the first round of each
-# workload, both paths; reports kept in the temp dir).
+# workload, both paths; reports kept in the temp dir; AUDIT_BENCH_PERF=callers records call
+# graphs too, at a lower rate, for `perf report -g caller`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -101,7 +102,9 @@ run() {
   local perf_pid=""
   if [ -n "${AUDIT_BENCH_PERF:-}" ] && [ "$round" = 1 ]; then
     keep=1
-    perf record -F 999 -o "$dir/perf.$w.$path.data" -p "$cluster_pid,$agent_pid" -- sleep "$T" >/dev/null 2>&1 &
+    local how=(-F 999)
+    [ "$AUDIT_BENCH_PERF" = callers ] && how=(-F 199 --call-graph dwarf,16384)
+    perf record "${how[@]}" -o "$dir/perf.$w.$path.data" -p "$cluster_pid,$agent_pid" -- sleep "$T" >/dev/null 2>&1 &
     perf_pid=$!
     perf record -e sched:sched_switch -g -o "$dir/sched.$w.$path.data" -p "$cluster_pid" -- sleep 3 >/dev/null 2>&1 &
     perf stat -x, -o "$dir/perfstat.$w.$path" -e context-switches,cpu-migrations,page-faults,raw_syscalls:sys_enter,syscalls:sys_enter_futex,syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync,syscalls:sys_enter_write -p "$cluster_pid" -- sleep "$T" >/dev/null 2>&1 &

@@ -289,6 +289,41 @@ fn push_key(buf: &mut Vec<u8>, key: &str) {
     }
 }
 
+/// An event's `time`, formatted once: the events one client message produces (a Bind, an
+/// Execute and its query) happened at the same instant and share it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    text: [u8; STAMP_MAX],
+    len: usize,
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
+const STAMP_MAX: usize = 30;
+
+impl Stamp {
+    /// The current time.
+    pub fn now() -> Self {
+        Self::at(OffsetDateTime::now_utc())
+    }
+
+    /// `t`, in UTC.
+    pub fn at(t: OffsetDateTime) -> Self {
+        let mut buf = Vec::with_capacity(STAMP_MAX);
+        push_rfc3339(&mut buf, t);
+        let mut text = [0u8; STAMP_MAX];
+        let mut len = 0;
+        for (slot, b) in text.iter_mut().zip(&buf) {
+            *slot = *b;
+            len += 1;
+        }
+        Self { text, len }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        self.text.get(..self.len).unwrap_or_default()
+    }
+}
+
 /// Formats `t` as RFC 3339 in UTC with the fraction's trailing zeros dropped (none when it
 /// is zero) — what the `time` crate's `Rfc3339` writes for a UTC time, without its general
 /// formatting machinery, since every event needs one.
@@ -350,6 +385,14 @@ impl Fragment {
     pub fn extend(&mut self, other: &Fragment) {
         self.0.extend_from_slice(&other.0);
     }
+
+    /// `cluster_name` followed by `fields`: the head [`Event::stamped`] takes, so that its
+    /// events read like [`Event::new`]'s.
+    pub fn cluster(cluster: &str, fields: &Fragment) -> Self {
+        let mut f = Self::new().with("cluster_name", cluster);
+        f.extend(fields);
+        f
+    }
 }
 
 /// A value serialised once, for several events (a statement's bound parameters go into its
@@ -369,8 +412,27 @@ impl Json {
 impl Event {
     /// A new event of `kind` in `cluster`, with a fresh `uid` and the current time.
     pub fn new(kind: EventKind, cluster: &str) -> Self {
+        // Room for the fields callers usually add.
+        let mut e = Self::begin(kind, &Stamp::now(), 768);
+        push_field(&mut e.buf, "cluster_name", &cluster);
+        e
+    }
+
+    /// A new event of `kind` with a fresh `uid`, time `stamp`, and `head`'s fields first —
+    /// which must start with `cluster_name` (see [`Fragment::cluster`]). For the hot path:
+    /// a session serialises its shared fields once and the events of one message share one
+    /// clock read.
+    pub fn stamped(kind: EventKind, stamp: &Stamp, head: &Fragment) -> Self {
+        let mut e = Self::begin(kind, stamp, head.0.len());
+        e.buf.extend_from_slice(&head.0);
+        e
+    }
+
+    /// `uid`, `time`, `event` and `code`, with room for `more` bytes of fields and the usual
+    /// few after them.
+    fn begin(kind: EventKind, stamp: &Stamp, more: usize) -> Self {
         let uid = uuid::Uuid::new_v4();
-        let mut buf = Vec::with_capacity(1024);
+        let mut buf = Vec::with_capacity(256 + more);
         buf.extend_from_slice(b"{\"uid\":\"");
         buf.extend_from_slice(
             uid.hyphenated()
@@ -378,13 +440,12 @@ impl Event {
                 .as_bytes(),
         );
         buf.extend_from_slice(b"\",\"time\":\"");
-        push_rfc3339(&mut buf, OffsetDateTime::now_utc());
+        buf.extend_from_slice(stamp.as_bytes());
         buf.extend_from_slice(b"\",\"event\":\"");
         buf.extend_from_slice(kind.name().as_bytes());
         buf.extend_from_slice(b"\",\"code\":\"");
         buf.extend_from_slice(kind.code().as_bytes());
         buf.push(b'"');
-        push_field(&mut buf, "cluster_name", &cluster);
         Self { buf, uid, kind }
     }
 
@@ -440,6 +501,14 @@ impl Event {
         // Built from `&str`s and serde_json's output: always UTF-8 (checked, not assumed).
         String::from_utf8(self.buf)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+
+    /// The finished JSON object as bytes (UTF-8: built from `&str`s and serde_json's
+    /// output), without the newline — for the spool, which takes bytes and so needs no second
+    /// UTF-8 check.
+    pub fn into_line(mut self) -> Vec<u8> {
+        self.buf.push(b'}');
+        self.buf
     }
 
     /// As a JSON value (tests and tools; not for the hot path).
@@ -588,5 +657,29 @@ mod tests {
         assert_eq!(v["db_roles"], serde_json::json!(["a", "b"]));
         assert_eq!(v["db_query"], "select '\n' -- \u{0}");
         assert!(v["time"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn a_stamped_event_reads_like_a_new_one() {
+        let stamp = Stamp::at(time::macros::datetime!(2026-11-21 20:15:15.070 UTC));
+        let fields = Fragment::new().with("user", "alice").with("sid", "s-1");
+        let head = Fragment::cluster("c1", &fields);
+        let a = Event::stamped(EventKind::DbSessionQuery, &stamp, &head)
+            .with("db_query", "select \"x\"\n");
+        let b = Event::new(EventKind::DbSessionQuery, "c1")
+            .with_fragment(&fields)
+            .with("db_query", "select \"x\"\n");
+        let (line, other) = (a.into_line(), b.into_json());
+        let text = String::from_utf8(line).unwrap();
+        // The same fields in the same order; only uid and time differ.
+        let strip = |t: &str| t.get(t.find("\"event\"").unwrap()..).unwrap().to_owned();
+        assert_eq!(strip(&text), strip(&other));
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["time"], "2026-11-21T20:15:15.07Z");
+        assert!(text.starts_with("{\"uid\":\""));
+        // Events of one message share the stamp but never the uid.
+        let c = Event::stamped(EventKind::DbSessionQuery, &stamp, &head).into_value();
+        assert_eq!(c["time"], v["time"]);
+        assert_ne!(c["uid"], v["uid"]);
     }
 }

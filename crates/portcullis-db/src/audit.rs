@@ -41,6 +41,8 @@ pub const BATCH: usize = 1000;
 pub const BATCH_BYTES: usize = 768 * 1024;
 /// Most requests group-committed with one fsync.
 pub const GROUP: usize = 1024;
+/// Largest read buffer the shipper keeps between rounds.
+const KEEP_BUFFER: usize = 64 * 1024 * 1024;
 
 /// A boxed future, for [`Deliver`].
 pub type DeliverFuture<'a> =
@@ -143,7 +145,7 @@ pub struct AuditOptions {
 }
 
 struct Append {
-    lines: Vec<String>,
+    lines: Vec<Vec<u8>>,
     class: Class,
     done: oneshot::Sender<Result<(), Refused>>,
 }
@@ -204,7 +206,7 @@ impl AuditSender {
                     ),
                 )
                 .with("server_id", &server_id)
-                .into_json()
+                .into_line()
         });
         let spool = Spool::open(&options.spool_dir, max, options.when_full, gap).map_err(|e| {
             format!(
@@ -242,7 +244,7 @@ impl AuditSender {
             return Ok(());
         }
         self.append(
-            events.into_iter().map(Event::into_json).collect(),
+            events.into_iter().map(Event::into_line).collect(),
             Class::Activity,
         )
         .await
@@ -252,12 +254,12 @@ impl AuditSender {
     /// is logged and counted.
     pub async fn send(&self, event: Event) {
         let uid = event.uid();
-        if let Err(e) = self.append(vec![event.into_json()], Class::Control).await {
+        if let Err(e) = self.append(vec![event.into_line()], Class::Control).await {
             tracing::error!(%uid, error = %e, "audit event could not be recorded");
         }
     }
 
-    async fn append(&self, lines: Vec<String>, class: Class) -> Result<(), Refused> {
+    async fn append(&self, lines: Vec<Vec<u8>>, class: Class) -> Result<(), Refused> {
         let n = lines.len();
         let r = if self.direct {
             self.spool
@@ -312,17 +314,26 @@ impl AuditSender {
     }
 }
 
-/// Every `period`: fsyncs what sessions appended (when they append directly), finishes full
-/// segments and prepares the next one — on a blocking thread.
+/// Every `period`: fsyncs what sessions appended (when they append directly) and auth has not
+/// acknowledged, deletes delivered segments, finishes full ones and prepares the next one — on
+/// a blocking thread.
 async fn maintainer(spool: Spool, period: Duration, sync: bool) {
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let s = spool.clone();
+        // With the timer's fsyncs, a full segment waits for the shipper before it is fsynced
+        // here (delivered, it is deleted instead); fsynced on every append, it is finished
+        // at once.
+        let hold = if sync {
+            SHIP_EVERY + period
+        } else {
+            Duration::ZERO
+        };
         let done = tokio::task::spawn_blocking(move || {
             let synced = if sync { s.sync(period) } else { Ok(()) };
-            (synced, s.maintain())
+            (synced, s.maintain(hold))
         });
         match done.await {
             Ok((synced, maintained)) => {
@@ -398,12 +409,14 @@ async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>) {
     let mut tick = tokio::time::interval(SHIP_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut behind = false;
+    let mut spare = Vec::new();
     loop {
         if !behind {
             tick.tick().await;
         }
         let s = spool.clone();
-        let batch = match tokio::task::spawn_blocking(move || s.unshipped()).await {
+        let buf = std::mem::take(&mut spare);
+        let batch = match tokio::task::spawn_blocking(move || s.unshipped(buf)).await {
             Ok(Ok(Some(b))) => b,
             Ok(Ok(None)) => {
                 behind = false;
@@ -425,9 +438,22 @@ async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>) {
         let delivered = if local && batch.fresh {
             let d = Arc::clone(&deliver);
             let data = batch.data;
-            tokio::task::spawn_blocking(move || d.store_fresh(&data).map_err(|e| e.to_string()))
-                .await
-                .unwrap_or_else(|e| Err(e.to_string()))
+            match tokio::task::spawn_blocking(move || {
+                let stored = d.store_fresh(&data).map_err(|e| e.to_string());
+                (stored, data)
+            })
+            .await
+            {
+                Ok((stored, data)) => {
+                    // The next round reads into the same memory: no fresh pages to fault in
+                    // (and zero) every round.
+                    if data.capacity() <= KEEP_BUFFER {
+                        spare = data;
+                    }
+                    stored
+                }
+                Err(e) => Err(e.to_string()),
+            }
         } else {
             deliver_all(&*deliver, batch.seq, batch.data, batch.fresh).await
         };

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use portcullis_audit::{Event, EventKind, Fragment, Json};
+use portcullis_audit::{Event, EventKind, Fragment, Json, Stamp};
 use portcullis_core::database::DbProtocol;
 use portcullis_wire::postgres::{
     sqlstate, Authentication, BackendMessage, CancelRequest, ErrorResponse, Frame, Framer,
@@ -422,14 +422,25 @@ fn frames(mut chunk: Bytes) -> impl Iterator<Item = Frame> {
 /// `db.session.query` event, serialised once when the statement is parsed and bound.
 #[derive(Default)]
 struct Statements {
-    /// Prepared statement name → its `db_query` fields.
-    statements: HashMap<String, Fragment>,
-    /// Portal name → its statement's name and the bound parameters.
+    /// Prepared statement name → the statement.
+    statements: HashMap<String, Statement>,
+    /// Portal name → what was bound to it.
     portals: HashMap<String, Portal>,
 }
 
+/// A parsed statement.
+struct Statement {
+    /// Its name, shared with the portals bound to it.
+    name: Arc<str>,
+    /// Its `db_query` fields.
+    query: Arc<Fragment>,
+}
+
+/// A bound portal: the statement as it was when bound (PostgreSQL keeps a portal's plan when
+/// its statement is closed or replaced) and the parameters.
 struct Portal {
     statement: Arc<str>,
+    query: Option<Arc<Fragment>>,
     params: Json,
 }
 
@@ -465,23 +476,32 @@ fn param_text(p: &Option<Bytes>, binary: bool) -> String {
     }
 }
 
+/// What the events of one client message are made with.
+struct Audit<'a> {
+    /// The session's shared fields ([`Session::head`]).
+    head: &'a Fragment,
+    /// When the message arrived.
+    stamp: Stamp,
+    /// The longest query text or parameter list stored.
+    max_query_bytes: usize,
+}
+
+impl Audit<'_> {
+    fn event(&self, kind: EventKind) -> Event {
+        Event::stamped(kind, &self.stamp, self.head)
+    }
+}
+
 /// The audit events one client message produces (Execute yields two: the statement event and
 /// the `db.session.query` with the bound parameters).
-fn audit_frontend(
-    agent: &Agent,
-    s: &Session,
-    st: &mut Statements,
-    frame: &Frame,
-    out: &mut Vec<Event>,
-) {
-    if let Some(e) = audit_frontend_one(agent, s, st, frame, out) {
+fn audit_frontend(a: &Audit<'_>, st: &mut Statements, frame: &Frame, out: &mut Vec<Event>) {
+    if let Some(e) = audit_frontend_one(a, st, frame, out) {
         out.push(e);
     }
 }
 
 fn audit_frontend_one(
-    agent: &Agent,
-    s: &Session,
+    a: &Audit<'_>,
     st: &mut Statements,
     frame: &Frame,
     extra: &mut Vec<Event>,
@@ -489,28 +509,34 @@ fn audit_frontend_one(
     let msg = FrontendMessage::decode(frame).ok()?;
     match msg {
         FrontendMessage::Query(q) => {
-            let mut e = s.event(EventKind::DbSessionQuery);
-            let q = audited_query(&q.sql, agent.audit.max_query_bytes());
+            let mut e = a.event(EventKind::DbSessionQuery);
+            let q = audited_query(&q.sql, a.max_query_bytes);
             query_field(&mut e, "db_query", &q);
             e.set("db_query_parameters", Vec::<String>::new());
             Some(e)
         }
         FrontendMessage::Parse(p) => {
             let name = text(&p.name);
-            let query = audited_query(&p.query, agent.audit.max_query_bytes());
-            let mut e = s
+            let query = audited_query(&p.query, a.max_query_bytes);
+            let mut e = a
                 .event(EventKind::PostgresParse)
                 .with("statement_name", &name);
             query_field(&mut e, "query", &query);
             if st.statements.len() < MAX_TRACKED || st.statements.contains_key(&name) {
-                st.statements
-                    .insert(name, query_fragment("db_query", &query));
+                let statement = Statement {
+                    name: Arc::from(name.as_str()),
+                    query: Arc::new(query_fragment("db_query", &query)),
+                };
+                st.statements.insert(name, statement);
             }
             Some(e)
         }
         FrontendMessage::Bind(b) => {
-            let statement: Arc<str> = Arc::from(b.statement.to_string_lossy());
-            let portal = text(&b.portal);
+            let name = b.statement.to_string_lossy();
+            let (statement, query) = match st.statements.get(&*name) {
+                Some(known) => (Arc::clone(&known.name), Some(Arc::clone(&known.query))),
+                None => (Arc::from(&*name), None),
+            };
             let params = Json::of(&crate::query_text::capped_params(
                 b.params.iter().enumerate().map(|(i, p)| {
                     let binary = match b.param_formats.as_slice() {
@@ -520,27 +546,37 @@ fn audit_frontend_one(
                     };
                     param_text(p, binary)
                 }),
-                agent.audit.max_query_bytes(),
+                a.max_query_bytes,
             ));
-            let e = s
+            let portal_name = b.portal.to_string_lossy();
+            let e = a
                 .event(EventKind::PostgresBind)
                 .with("statement_name", &*statement)
-                .with("portal_name", &portal)
+                .with("portal_name", &*portal_name)
                 .with_json("parameters", &params);
-            if st.portals.len() < MAX_TRACKED || st.portals.contains_key(&portal) {
-                st.portals.insert(portal, Portal { statement, params });
+            let bound = Portal {
+                statement,
+                query,
+                params,
+            };
+            // Pipelined clients bind the same (often unnamed) portal over and over: reuse its
+            // entry rather than allocate a key each time.
+            if let Some(portal) = st.portals.get_mut(&*portal_name) {
+                *portal = bound;
+            } else if st.portals.len() < MAX_TRACKED {
+                st.portals.insert(portal_name.into_owned(), bound);
             }
             Some(e)
         }
         FrontendMessage::Execute(x) => {
             let portal = x.portal.to_string_lossy();
-            let mut out = s
+            let mut out = a
                 .event(EventKind::PostgresExecute)
                 .with("portal_name", &*portal);
             if let Some(p) = st.portals.get(&*portal) {
-                if let Some(q) = st.statements.get(&*p.statement) {
+                if let Some(q) = &p.query {
                     // Also the query event SIEM rules look for, with the bound parameters.
-                    let mut qe = s.event(EventKind::DbSessionQuery);
+                    let mut qe = a.event(EventKind::DbSessionQuery);
                     qe.add_fragment(q);
                     qe.set_json("db_query_parameters", &p.params);
                     extra.push(qe);
@@ -551,7 +587,7 @@ fn audit_frontend_one(
         }
         FrontendMessage::Close(c) => {
             let name = text(&c.name);
-            let e = s.event(EventKind::PostgresClose);
+            let e = a.event(EventKind::PostgresClose);
             Some(match c.target {
                 Target::Statement => {
                     st.statements.remove(&name);
@@ -566,7 +602,7 @@ fn audit_frontend_one(
         FrontendMessage::FunctionCall(f) => {
             let args: Vec<String> = f.args.iter().map(|a| param_text(a, true)).collect();
             Some(
-                s.event(EventKind::PostgresFunctionCall)
+                a.event(EventKind::PostgresFunctionCall)
                     .with("function_oid", f.function_oid)
                     .with("function_args", args),
             )
@@ -608,12 +644,18 @@ where
                     let mut terminate = false;
                     let mut events = Vec::new();
                     let audit_queries = s.spec.audit_queries;
+                    // One clock read for everything the client sent at once.
+                    let audit = audit_queries.then(|| Audit {
+                        head: s.head(),
+                        stamp: Stamp::now(),
+                        max_query_bytes: agent.audit.max_query_bytes(),
+                    });
                     for frame in frames(chunk.clone()) {
                         if frame.tag == b'X' {
                             terminate = true;
                         }
-                        if audit_queries {
-                            audit_frontend(agent, s, &mut st, &frame, &mut events);
+                        if let Some(a) = &audit {
+                            audit_frontend(a, &mut st, &frame, &mut events);
                         }
                     }
                     // The events are on disk before the database sees the messages: a query

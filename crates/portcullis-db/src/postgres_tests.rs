@@ -117,3 +117,142 @@ mod audited {
         assert_eq!(a.text, "alter user x password '***'");
     }
 }
+
+mod extended_protocol_events {
+    use bytes::{Bytes, BytesMut};
+    use portcullis_audit::{Fragment, Stamp};
+    use portcullis_wire::postgres::{Bind, Close, Execute, Message, Parse, Target};
+    use serde_json::Value;
+
+    use super::super::{audit_frontend, frames, Audit, Statements};
+
+    fn parse(name: &str, query: &str, b: &mut BytesMut) {
+        Parse {
+            name: name.into(),
+            query: query.into(),
+            param_types: vec![],
+        }
+        .encode(b)
+        .unwrap();
+    }
+
+    fn bind(portal: &str, statement: &str, param: &'static [u8], b: &mut BytesMut) {
+        Bind {
+            portal: portal.into(),
+            statement: statement.into(),
+            param_formats: vec![],
+            params: vec![Some(Bytes::from_static(param))],
+            result_formats: vec![],
+        }
+        .encode(b)
+        .unwrap();
+    }
+
+    fn execute(portal: &str, b: &mut BytesMut) {
+        Execute {
+            portal: portal.into(),
+            max_rows: 0,
+        }
+        .encode(b)
+        .unwrap();
+    }
+
+    /// The events of each message in `b`, in order, as (event, query, parameters).
+    fn events(st: &mut Statements, b: BytesMut) -> Vec<(String, Value, Value)> {
+        let head = Fragment::cluster("c1", &Fragment::new().with("sid", "s-1"));
+        let a = Audit {
+            head: &head,
+            stamp: Stamp::now(),
+            max_query_bytes: 1024,
+        };
+        let mut out = Vec::new();
+        for frame in frames(b.freeze()) {
+            audit_frontend(&a, st, &frame, &mut out);
+        }
+        out.into_iter()
+            .map(|e| {
+                let v = e.into_value();
+                assert_eq!(v["cluster_name"], "c1");
+                assert_eq!(v["sid"], "s-1");
+                let query = v["db_query"].clone();
+                let params = v["db_query_parameters"].clone();
+                (v["event"].as_str().unwrap().to_owned(), query, params)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_execute_reports_the_statement_its_portal_was_bound_to() {
+        let mut st = Statements::default();
+        let mut b = BytesMut::new();
+        parse("", "select $1 -- first", &mut b);
+        bind("", "", b"1", &mut b);
+        // The unnamed statement is replaced; the portal keeps what it was bound to.
+        parse("", "select $1 -- second", &mut b);
+        execute("", &mut b);
+        let got = events(&mut st, b);
+        let names: Vec<&str> = got.iter().map(|(e, _, _)| e.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "db.session.postgres.statements.parse",
+                "db.session.postgres.statements.bind",
+                "db.session.postgres.statements.parse",
+                "db.session.query",
+                "db.session.postgres.statements.execute",
+            ]
+        );
+        assert_eq!(got[3].1, "select $1 -- first");
+        assert_eq!(got[3].2, serde_json::json!(["1"]));
+
+        // Bound again, the same portal runs the new statement with the new parameters.
+        let mut b = BytesMut::new();
+        bind("", "", b"2", &mut b);
+        execute("", &mut b);
+        let got = events(&mut st, b);
+        assert_eq!(got[1].0, "db.session.query");
+        assert_eq!(got[1].1, "select $1 -- second");
+        assert_eq!(got[1].2, serde_json::json!(["2"]));
+
+        // A named portal outlives its statement's Close, as in PostgreSQL.
+        let mut b = BytesMut::new();
+        parse("s1", "select $1 -- named", &mut b);
+        bind("p1", "s1", b"3", &mut b);
+        Close {
+            target: Target::Statement,
+            name: "s1".into(),
+        }
+        .encode(&mut b)
+        .unwrap();
+        execute("p1", &mut b);
+        let got = events(&mut st, b);
+        let q: Vec<_> = got
+            .iter()
+            .filter(|(e, _, _)| e == "db.session.query")
+            .collect();
+        assert_eq!(q.len(), 1);
+        assert_eq!(q[0].1, "select $1 -- named");
+        assert_eq!(q[0].2, serde_json::json!(["3"]));
+    }
+
+    #[test]
+    fn an_unknown_statement_or_portal_still_gets_its_statement_events() {
+        let mut st = Statements::default();
+        let mut b = BytesMut::new();
+        // Parsed before anything was tracked (or beyond the tracking limit): no query text to
+        // report, but the statement events are there.
+        bind("", "never-parsed", b"1", &mut b);
+        execute("", &mut b);
+        execute("no-such-portal", &mut b);
+        let got = events(&mut st, b);
+        let names: Vec<&str> = got.iter().map(|(e, _, _)| e.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "db.session.postgres.statements.bind",
+                "db.session.postgres.statements.execute",
+                "db.session.postgres.statements.execute",
+            ]
+        );
+    }
+}

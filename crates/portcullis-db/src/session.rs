@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_audit::{Event, EventKind, Fragment, SessionEndReason};
+use portcullis_audit::{Event, EventKind, Fragment, SessionEndReason, Stamp};
 use portcullis_core::database::DbProtocol;
 use portcullis_core::identity::Identity;
 use portcullis_core::rbac::{AccessChecker, EffectiveOptions};
@@ -116,6 +116,8 @@ pub async fn record_activity(
 pub struct Session {
     /// Fields every event of the session carries, serialised once.
     pub base: Fragment,
+    /// `cluster_name` and [`Session::base`]: what the session's events start with.
+    head: Fragment,
     /// The verified identity from the certificate.
     pub identity: Identity,
     /// The database.
@@ -137,12 +139,19 @@ pub struct Session {
 impl Session {
     /// A new event of `kind` carrying the session's fields.
     pub fn event(&self, kind: EventKind) -> Event {
-        Event::new(kind, &self.identity.cluster_name).with_fragment(&self.base)
+        Event::stamped(kind, &Stamp::now(), &self.head)
+    }
+
+    /// `cluster_name` and the session's shared fields, serialised: the head of its events
+    /// (for [`Event::stamped`]).
+    pub fn head(&self) -> &Fragment {
+        &self.head
     }
 
     /// Recomputes the shared event fields (after `db_name` changed).
     pub fn set_base_fields(&mut self, agent: &Agent) {
         self.base = self.base_fields(agent, self.db_name.as_deref());
+        self.head = Fragment::cluster(&self.identity.cluster_name, &self.base);
     }
 
     /// The fields every event of the session carries, with `db_name` as given (a MySQL `USE`
@@ -334,6 +343,7 @@ pub fn authorize(
     }
     let mut session = Session {
         base: Fragment::new(),
+        head: Fragment::new(),
         db_user: route.db_user,
         db_name,
         spec,

@@ -6,10 +6,12 @@
 //! ([`MappedFile`]): appending an event is a memory copy, and once the copy ends the bytes
 //! are in the page cache, where they survive the agent being killed. Durability against power
 //! loss is an `fdatasync` — of every append before it is acknowledged (`spool_fsync:
-//! every_batch`) or on a short timer (`interval`). A full segment is retired and, outside the
-//! appenders' lock, unmapped, trimmed to its data and fsynced ([`Spool::maintain`], which
-//! also prepares the next segment's file so that appenders never wait for a file to be
-//! created and its pages faulted in).
+//! every_batch`) or on a short timer (`interval`), which skips what auth has acknowledged
+//! meanwhile: while auth keeps up, an `interval` spool never writes to the disk itself. A
+//! full segment is retired and, outside the appenders' lock, deleted once delivered, or
+//! unmapped, trimmed to its data and fsynced if it is still undelivered a little later
+//! ([`Spool::maintain`], which also deletes delivered files and prepares the next segment's
+//! file, so that appenders never wait for a file to be created or deleted).
 //!
 //! The shipper reads what has not been delivered yet — from the oldest segment, including the
 //! one being written — with ordinary reads of the page cache ([`Spool::unshipped`]), and marks
@@ -30,7 +32,7 @@ use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use portcullis_mapfile::MappedFile;
 
@@ -84,7 +86,7 @@ impl std::fmt::Display for Refused {
 /// drains).
 #[derive(Debug, Default)]
 pub struct Stats {
-    /// Events written to the spool.
+    /// Events written to the spool (as of the last delivery or housekeeping tick).
     pub spooled: AtomicU64,
     /// Events auth acknowledged.
     pub delivered: AtomicU64,
@@ -94,7 +96,7 @@ pub struct Stats {
     pub refused: AtomicU64,
     /// Sessions refused because the spool was full.
     pub refused_sessions: AtomicU64,
-    /// Bytes in the spool now.
+    /// Undelivered bytes in the spool (as of the last delivery or housekeeping tick).
     pub bytes: AtomicU64,
 }
 
@@ -151,17 +153,23 @@ fn gap_count(line: &[u8]) -> Option<u64> {
     (v.get("event")?.as_str()? == "audit.gap").then(|| v.get("lost")?.as_u64())?
 }
 
-/// The segment being written, mapped.
+/// A segment still mapped: the one being written, or a full one not finished yet.
 struct Writing {
     seg: Segment,
     map: MappedFile,
+    /// Bytes from the start known to be on disk (fsynced here).
+    synced: u64,
+    /// When it stopped taking appends.
+    retired_at: Option<Instant>,
 }
 
 struct Inner {
     /// Closed segments waiting for (the rest of) their delivery, oldest first: retired ones
     /// after [`Spool::maintain`] finished them, and those an earlier run left.
     sealed: VecDeque<Segment>,
-    /// Full segments not finished yet (unmapped, trimmed, fsynced); readable meanwhile.
+    /// Full segments not finished yet (unmapped, trimmed, fsynced); readable meanwhile. With
+    /// `spool_fsync: interval` they wait here for a while: once delivered they are deleted
+    /// without ever being written to disk here.
     retired: Vec<Writing>,
     /// The segment appends go to.
     open: Option<Writing>,
@@ -174,6 +182,13 @@ struct Inner {
     dir_dirty: bool,
     /// The open segment's end at the previous [`Spool::sync`]s, oldest first.
     sync_marks: VecDeque<Option<(u64, u64)>>,
+    /// Events written (published to [`Stats::spooled`] now and then: a shared counter
+    /// bumped on every append would bounce between the CPUs the sessions run on).
+    spooled: u64,
+    /// Delivered segments whose files [`Spool::maintain`] deletes: unlinking (and, on a
+    /// filesystem mounted with `discard`, waiting for the device) never happens under the
+    /// appenders' lock or on the shipper's task.
+    doomed: Vec<u64>,
 }
 
 impl Inner {
@@ -199,7 +214,7 @@ impl Inner {
 }
 
 /// Builds the `audit.gap` line for `lost` events.
-pub type GapEvent = Box<dyn Fn(u64) -> String + Send + Sync>;
+pub type GapEvent = Box<dyn Fn(u64) -> Vec<u8> + Send + Sync>;
 
 /// Events not delivered yet, read from one segment.
 #[derive(Debug)]
@@ -347,10 +362,18 @@ impl Spool {
                 used,
                 dir_dirty: false,
                 sync_marks: VecDeque::new(),
+                doomed: Vec::new(),
+                spooled: 0,
             })),
             gap: Arc::new(gap),
             stats,
         })
+    }
+
+    /// Copies the counters kept under the lock into [`Stats`].
+    fn publish(&self, inner: &Inner) {
+        self.stats.spooled.store(inner.spooled, Ordering::Relaxed);
+        self.stats.bytes.store(inner.used, Ordering::Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -384,40 +407,72 @@ impl Spool {
     /// The timer's job when appends are not fsynced one by one, called every `period`: makes
     /// sure that whatever was appended more than [`SHIP_EVERY`] + `period` ago is on disk —
     /// fsynced now, unless it has been delivered since (auth made it durable). The skip
-    /// matters: fsyncing a mapped segment writes back every page faulted in ahead and
-    /// write-protects them, so the next copies into each fault again; the shipper, which runs
-    /// every [`SHIP_EVERY`], normally delivers first. So an event is on disk, here or in
-    /// auth's log, within [`SHIP_EVERY`] + two periods of its append.
+    /// matters: it is what keeps a healthy spool off the disk entirely. Fsyncing a mapped
+    /// segment writes back every page faulted in ahead and write-protects them, so the next
+    /// copies into each fault again; and a segment that was written back must later be
+    /// trimmed and its blocks freed. The shipper, which runs every [`SHIP_EVERY`], normally
+    /// delivers first. So an event is on disk, here or in auth's log, within [`SHIP_EVERY`] +
+    /// two periods of its append.
     pub fn sync(&self, period: Duration) -> std::io::Result<()> {
         let keep = usize::try_from(SHIP_EVERY.as_nanos() / period.as_nanos().max(1))
             .unwrap_or(usize::MAX)
             .saturating_add(1)
             .min(64);
         // The fsyncs run on second handles, outside the lock: appends go on meanwhile.
-        let (file, dir_dirty) = {
+        let (files, dir_dirty) = {
             let mut inner = self.lock();
             let mark = inner.open.as_ref().map(|w| (w.seg.seq, w.seg.bytes));
             inner.sync_marks.push_back(mark);
-            let oldest = if inner.sync_marks.len() > keep {
+            let due = if inner.sync_marks.len() > keep {
                 inner.sync_marks.pop_front().flatten()
             } else {
                 None
             };
-            let delivered = match (oldest, inner.open.as_ref()) {
-                (Some((seq, bytes)), Some(w)) => w.seg.seq != seq || w.seg.shipped >= bytes,
-                (_, None) | (None, _) => true,
-            };
-            let file = match inner.open.as_ref() {
-                Some(w) if !delivered => Some(w.map.file().try_clone()?),
-                _ => None,
-            };
-            (file, std::mem::take(&mut inner.dir_dirty))
+            // Everything appended before the due mark: the mark's segment up to the mark, and
+            // every mapped segment before it whole (finished ones were fsynced).
+            let mut files = Vec::new();
+            if let Some((seq, bytes)) = due {
+                for w in inner.retired.iter().chain(inner.open.iter()) {
+                    let need = match w.seg.seq.cmp(&seq) {
+                        std::cmp::Ordering::Less => w.seg.bytes,
+                        std::cmp::Ordering::Equal => bytes,
+                        std::cmp::Ordering::Greater => continue,
+                    };
+                    if w.seg.shipped.max(w.synced) < need {
+                        files.push((w.seg.seq, w.seg.bytes, w.map.file().try_clone()?));
+                    }
+                }
+            }
+            // A new segment's name must be durable with its contents (not needed when they
+            // were delivered).
+            let dir_dirty = !files.is_empty() && std::mem::take(&mut inner.dir_dirty);
+            (files, dir_dirty)
         };
-        if let Some(f) = file {
-            f.sync_data()?;
+        let synced = files
+            .iter()
+            .try_for_each(|(_, _, f)| f.sync_data())
+            .and_then(|()| {
+                if dir_dirty {
+                    sync_dir(&self.dir)
+                } else {
+                    Ok(())
+                }
+            });
+        let mut inner = self.lock();
+        if let Err(e) = synced {
+            inner.dir_dirty |= dir_dirty;
+            return Err(e);
         }
-        if dir_dirty {
-            sync_dir(&self.dir).inspect_err(|_| self.lock().dir_dirty = true)?;
+        let inner = &mut *inner;
+        for (seq, bytes, _) in files {
+            if let Some(w) = inner
+                .retired
+                .iter_mut()
+                .chain(inner.open.iter_mut())
+                .find(|w| w.seg.seq == seq)
+            {
+                w.synced = w.synced.max(bytes);
+            }
         }
         Ok(())
     }
@@ -425,7 +480,7 @@ impl Spool {
     /// Appends groups of event lines (each group all or nothing); returns one result per
     /// group. `Ok` means the group is in the page cache, and on disk if every append is
     /// fsynced.
-    pub fn append(&self, groups: &[(Vec<String>, Class)]) -> Vec<Result<(), Refused>> {
+    pub fn append(&self, groups: &[(Vec<Vec<u8>>, Class)]) -> Vec<Result<(), Refused>> {
         let mut inner = self.lock();
         let mut results = Vec::with_capacity(groups.len());
         let mut dirty = false;
@@ -478,7 +533,6 @@ impl Spool {
                 }
             }
         }
-        self.stats.bytes.store(inner.used, Ordering::Relaxed);
         results
     }
 
@@ -551,12 +605,14 @@ impl Spool {
         inner.open = Some(Writing {
             seg: Segment::new(seq),
             map,
+            synced: 0,
+            retired_at: None,
         });
         Ok(())
     }
 
     /// Appends `lines`; `gap_lost` > 0 marks them as one `audit.gap` event for that many.
-    fn write(&self, inner: &mut Inner, lines: &[String], gap_lost: u64) -> std::io::Result<()> {
+    fn write(&self, inner: &mut Inner, lines: &[Vec<u8>], gap_lost: u64) -> std::io::Result<()> {
         let bytes: u64 = lines.iter().map(|l| l.len() as u64 + 1).sum();
         if inner
             .open
@@ -574,7 +630,7 @@ impl Spool {
         let mut at = usize::try_from(w.seg.bytes).map_err(std::io::Error::other)?;
         for l in lines {
             w.map
-                .write_at(at, l.as_bytes())
+                .write_at(at, l)
                 .and_then(|()| w.map.write_at(at + l.len(), b"\n"))
                 .map_err(std::io::Error::other)?;
             at += l.len() + 1;
@@ -584,9 +640,7 @@ impl Spool {
             w.seg.gap_lost += gap_lost;
         } else {
             w.seg.events += lines.len() as u64;
-            self.stats
-                .spooled
-                .fetch_add(lines.len() as u64, Ordering::Relaxed);
+            inner.spooled += lines.len() as u64;
         }
         inner.used += bytes;
         Ok(())
@@ -594,37 +648,66 @@ impl Spool {
 
     /// Moves the open segment to the retired ones (fsynced first when every append is).
     fn retire(&self, inner: &mut Inner) -> std::io::Result<()> {
-        if let Some(w) = inner.open.take() {
+        if let Some(mut w) = inner.open.take() {
             if self.fsync_each() {
                 w.map.file().sync_data()?;
+                w.synced = w.seg.bytes;
             }
+            w.retired_at = Some(Instant::now());
             inner.retired.push(w);
         }
         Ok(())
     }
 
-    /// Housekeeping outside the appenders' way, every [`SHIP_EVERY`]: finishes retired
-    /// segments (unmapped, trimmed to their data, fsynced; deleted if already delivered) and
-    /// prepares the next segment's file.
-    pub fn maintain(&self) -> std::io::Result<()> {
-        let retired = std::mem::take(&mut self.lock().retired);
-        let mut result = Ok(());
-        let mut done = Vec::with_capacity(retired.len());
-        for w in retired {
-            // Delivered already: deleted below, no need to write it to disk first.
-            if w.seg.undelivered() > 0 {
-                let len = usize::try_from(w.seg.bytes).unwrap_or(usize::MAX);
-                if let Err(e) = w.map.finish(len).and_then(|f| f.sync_data()) {
-                    result = Err(e);
+    /// Housekeeping outside the appenders' way, on the fsync timer: deletes delivered
+    /// segments; finishes retired segments still undelivered `hold` after they filled up
+    /// (unmapped, trimmed to their data, fsynced) — with `spool_fsync: interval` the shipper
+    /// has usually delivered them by then, so they are deleted without ever being written to
+    /// disk here; and prepares the next segment's file.
+    pub fn maintain(&self, hold: Duration) -> std::io::Result<()> {
+        let (finish, unmap, doomed) = {
+            let mut inner = self.lock();
+            self.publish(&inner);
+            let doomed = std::mem::take(&mut inner.doomed);
+            let (mut finish, mut unmap, mut keep) = (Vec::new(), Vec::new(), Vec::new());
+            for w in std::mem::take(&mut inner.retired) {
+                if w.seg.undelivered() == 0 {
+                    unmap.push(w);
+                } else if w.retired_at.is_none_or(|t| t.elapsed() >= hold) {
+                    finish.push(w);
+                } else {
+                    keep.push(w);
                 }
+            }
+            inner.retired = keep;
+            (finish, unmap, doomed)
+        };
+        let mut result = Ok(());
+        let delivered: Vec<u64> = unmap.iter().map(|w| w.seg.seq).collect();
+        drop(unmap);
+        for seq in doomed.into_iter().chain(delivered) {
+            match fs::remove_file(segment_path(&self.dir, seq)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => result = Err(e),
+                _ => {}
+            }
+        }
+        let mut done = Vec::with_capacity(finish.len());
+        for w in finish {
+            let len = usize::try_from(w.seg.bytes).unwrap_or(usize::MAX);
+            if let Err(e) = w.map.finish(len).and_then(|f| f.sync_data()) {
+                result = Err(e);
             }
             done.push(w.seg);
         }
         if !done.is_empty() {
+            // The names of what was just made durable.
+            if let Err(e) = sync_dir(&self.dir) {
+                result = Err(e);
+            }
             let mut inner = self.lock();
             for seg in done {
                 if seg.undelivered() == 0 {
-                    let _ = fs::remove_file(segment_path(&self.dir, seg.seq));
+                    inner.doomed.push(seg.seq);
                 } else {
                     // In order: the shipper delivers the oldest first.
                     let at = inner.sealed.partition_point(|s| s.seq < seg.seq);
@@ -645,8 +728,9 @@ impl Spool {
     }
 
     /// What the oldest segment with undelivered events holds after what was delivered, or
-    /// `None` when everything is delivered.
-    pub fn unshipped(&self) -> std::io::Result<Option<Unshipped>> {
+    /// `None` when everything is delivered. The events are read into `buf` (cleared first),
+    /// so the shipper can reuse one buffer round after round.
+    pub fn unshipped(&self, buf: Vec<u8>) -> std::io::Result<Option<Unshipped>> {
         let (seq, from, end, events, fresh) = {
             let inner = self.lock();
             let Some(seg) = inner.segments().find(|s| s.undelivered() > 0) else {
@@ -656,7 +740,9 @@ impl Spool {
             (seg.seq, seg.shipped, seg.bytes, events, seg.fresh)
         };
         let len = usize::try_from(end - from).map_err(std::io::Error::other)?;
-        let mut data = Vec::with_capacity(len);
+        let mut data = buf;
+        data.clear();
+        data.reserve(len);
         let read = File::open(segment_path(&self.dir, seq)).and_then(|mut f| {
             f.seek(std::io::SeekFrom::Start(from))?;
             f.take(end - from).read_to_end(&mut data)
@@ -682,9 +768,9 @@ impl Spool {
         }))
     }
 
-    /// Records that auth acknowledged segment `seq` up to `end`, `events` events (deleting
-    /// the segment if it is closed and entirely delivered); returns whether everything in the
-    /// spool is now delivered.
+    /// Records that auth acknowledged segment `seq` up to `end`, `events` events (a closed
+    /// segment entirely delivered is deleted by the next [`Spool::maintain`]); returns whether
+    /// everything in the spool is now delivered. Only bookkeeping: never touches a file.
     pub fn shipped(&self, seq: u64, end: u64, events: u64) -> bool {
         let mut inner = self.lock();
         let mut freed = 0;
@@ -702,10 +788,10 @@ impl Spool {
         if remove {
             if let Some(i) = inner.sealed.iter().position(|s| s.seq == seq) {
                 inner.sealed.remove(i);
-                let _ = fs::remove_file(segment_path(&self.dir, seq));
+                inner.doomed.push(seq);
             }
         }
-        self.stats.bytes.store(inner.used, Ordering::Relaxed);
+        self.publish(&inner);
         let all = inner.segments().all(|s| s.undelivered() == 0);
         all
     }
@@ -733,18 +819,19 @@ mod tests {
     fn gap() -> GapEvent {
         Box::new(|lost| {
             format!("{{\"uid\":\"gap-{lost}\",\"event\":\"audit.gap\",\"lost\":{lost}}}")
+                .into_bytes()
         })
     }
 
     fn drain(s: &Spool) -> Vec<String> {
         let mut out = Vec::new();
-        while let Some(u) = s.unshipped().unwrap() {
+        while let Some(u) = s.unshipped(Vec::new()).unwrap() {
             let text = String::from_utf8(u.data).unwrap();
             let lines: Vec<String> = text.lines().map(str::to_owned).collect();
             s.shipped(u.seq, u.end, lines.len() as u64);
             out.extend(lines);
         }
-        s.maintain().unwrap();
+        s.maintain(Duration::ZERO).unwrap();
         out
     }
 
@@ -762,9 +849,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let s = Spool::open(d.path(), 1 << 20, WhenFull::RefuseSessions, gap()).unwrap();
         s.set_fsync_each(false);
-        s.maintain().unwrap();
+        s.maintain(Duration::ZERO).unwrap();
         for i in 0..10 {
-            assert!(s.append(&[(vec![line(i)], Class::Activity)])[0].is_ok());
+            assert!(s.append(&[(vec![line(i).into_bytes()], Class::Activity)])[0].is_ok());
         }
         // The segment is mapped and pre-sized: its events, then zeros.
         let seg = segment_path(d.path(), 1);
@@ -783,7 +870,7 @@ mod tests {
         let s = Spool::open(d.path(), 1 << 20, WhenFull::RefuseSessions, gap()).unwrap();
         // Reopening trimmed the zeros; the torn line is still there, for the shipper to skip.
         assert!(fs::metadata(&seg).unwrap().len() < 2048);
-        let u = s.unshipped().unwrap().unwrap();
+        let u = s.unshipped(Vec::new()).unwrap().unwrap();
         assert!(!u.fresh, "left by an earlier run: checked and deduplicated");
         let got = drain(&s);
         assert_eq!(got.len(), 11);
@@ -791,8 +878,8 @@ mod tests {
         assert!(got[10].starts_with("{\"uid\":\"torn"));
         assert_eq!(files(d.path()), [STANDBY]);
         // New events after a restart start a new segment, and are fresh.
-        assert!(s.append(&[(vec![line(11)], Class::Activity)])[0].is_ok());
-        let u = s.unshipped().unwrap().unwrap();
+        assert!(s.append(&[(vec![line(11).into_bytes()], Class::Activity)])[0].is_ok());
+        let u = s.unshipped(Vec::new()).unwrap().unwrap();
         assert!(u.fresh);
         assert_eq!(u.seq, 2);
     }
@@ -804,20 +891,20 @@ mod tests {
         let s = Spool::open(d.path(), 32 * 1024, WhenFull::RefuseSessions, gap()).unwrap();
         s.set_fsync_each(false);
         for i in 0..5 {
-            assert!(s.append(&[(vec![line(i)], Class::Activity)])[0].is_ok());
+            assert!(s.append(&[(vec![line(i).into_bytes()], Class::Activity)])[0].is_ok());
         }
-        let u = s.unshipped().unwrap().unwrap();
+        let u = s.unshipped(Vec::new()).unwrap().unwrap();
         assert_eq!(String::from_utf8(u.data).unwrap().lines().count(), 5);
         assert!(s.shipped(u.seq, u.end, 5), "everything delivered");
-        assert!(s.unshipped().unwrap().is_none());
+        assert!(s.unshipped(Vec::new()).unwrap().is_none());
         // Nothing is read twice: the next read starts where delivery ended.
-        assert!(s.append(&[(vec![line(5)], Class::Activity)])[0].is_ok());
-        let u = s.unshipped().unwrap().unwrap();
+        assert!(s.append(&[(vec![line(5).into_bytes()], Class::Activity)])[0].is_ok());
+        let u = s.unshipped(Vec::new()).unwrap().unwrap();
         assert_eq!(String::from_utf8(u.data).unwrap(), format!("{}\n", line(5)));
         s.shipped(u.seq, u.end, 1);
         // Fill past one segment: the first is retired, then finished and deleted.
         for i in 6..60 {
-            assert!(s.append(&[(vec![line(i)], Class::Activity)])[0].is_ok());
+            assert!(s.append(&[(vec![line(i).into_bytes()], Class::Activity)])[0].is_ok());
         }
         let got = drain(&s);
         assert_eq!(got, (6..60).map(line).collect::<Vec<_>>());
@@ -835,9 +922,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let s = Spool::open(d.path(), 32 * 1024, WhenFull::RefuseSessions, gap()).unwrap();
         let big = format!("{{\"uid\":\"big\",\"q\":\"{}\"}}", "x".repeat(10_000));
-        assert!(s.append(&[(vec![line(0)], Class::Activity)])[0].is_ok());
-        assert!(s.append(&[(vec![big.clone()], Class::Activity)])[0].is_ok());
-        assert!(s.append(&[(vec![line(1)], Class::Activity)])[0].is_ok());
+        assert!(s.append(&[(vec![line(0).into_bytes()], Class::Activity)])[0].is_ok());
+        assert!(s.append(&[(vec![big.clone().into_bytes()], Class::Activity)])[0].is_ok());
+        assert!(s.append(&[(vec![line(1).into_bytes()], Class::Activity)])[0].is_ok());
         assert_eq!(drain(&s), [line(0), big, line(1)]);
     }
 
@@ -846,15 +933,15 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let s = Spool::open(d.path(), 8192, WhenFull::RefuseSessions, gap()).unwrap();
         let mut ok = 0;
-        while s.append(&[(vec![line(ok)], Class::Activity)])[0].is_ok() {
+        while s.append(&[(vec![line(ok).into_bytes()], Class::Activity)])[0].is_ok() {
             ok += 1;
         }
         assert!(!s.accepting_sessions());
         assert_eq!(
-            s.append(&[(vec![line(0)], Class::Activity)])[0],
+            s.append(&[(vec![line(0).into_bytes()], Class::Activity)])[0],
             Err(Refused::Full)
         );
-        assert!(s.append(&[(vec![line(999)], Class::Control)])[0].is_ok());
+        assert!(s.append(&[(vec![line(999).into_bytes()], Class::Control)])[0].is_ok());
         let got = drain(&s);
         assert_eq!(got.len(), ok + 1);
         assert!(s.accepting_sessions());
@@ -865,7 +952,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let s = Spool::open(d.path(), 8192, WhenFull::DropOldest, gap()).unwrap();
         for i in 0..200 {
-            assert!(s.append(&[(vec![line(i)], Class::Activity)])[0].is_ok());
+            assert!(s.append(&[(vec![line(i).into_bytes()], Class::Activity)])[0].is_ok());
         }
         assert!(s.lock().used <= 8192);
         let dropped = s.stats.dropped.load(Ordering::Relaxed);
@@ -885,5 +972,85 @@ mod tests {
         assert_eq!(kept + gaps, 200, "kept {kept} + lost {gaps}");
         assert_eq!(gaps, dropped);
         assert!(got.last().unwrap().contains("u199"));
+    }
+
+    /// Appends `n` events from `from`; returns the next index.
+    fn fill(s: &Spool, from: usize, n: usize) -> usize {
+        for i in from..from + n {
+            assert!(s.append(&[(vec![line(i).into_bytes()], Class::Activity)])[0].is_ok());
+        }
+        from + n
+    }
+
+    #[test]
+    fn a_full_segment_waits_for_delivery_and_is_deleted_without_being_finished() {
+        let d = tempfile::tempdir().unwrap();
+        // 4 KiB segments: about 30 events each.
+        let s = Spool::open(d.path(), 32 * 1024, WhenFull::RefuseSessions, gap()).unwrap();
+        s.set_fsync_each(false);
+        let next = fill(&s, 0, 40);
+        let first = segment_path(d.path(), 1);
+        let hold = Duration::from_secs(3600);
+        s.maintain(hold).unwrap();
+        // Full but undelivered, and young: still mapped and pre-sized, not fsynced.
+        assert_eq!(s.lock().retired.len(), 1);
+        assert_eq!(s.lock().retired[0].synced, 0);
+        assert_eq!(fs::metadata(&first).unwrap().len(), 4096);
+        // Delivered: marking it so touches no file; the next housekeeping deletes it.
+        let u = s.unshipped(Vec::new()).unwrap().unwrap();
+        assert_eq!(u.seq, 1);
+        s.shipped(u.seq, u.end, u.events);
+        assert!(first.exists());
+        s.maintain(hold).unwrap();
+        assert!(!first.exists());
+        assert!(s.lock().retired.is_empty());
+        // A full segment still undelivered once `hold` has passed is trimmed and kept.
+        fill(&s, next, 40);
+        s.maintain(Duration::ZERO).unwrap();
+        let sealed: Vec<u64> = s.lock().sealed.iter().map(|g| g.seq).collect();
+        assert_eq!(sealed, [2]);
+        let data = fs::read(segment_path(d.path(), 2)).unwrap();
+        assert!(
+            data.ends_with(b"\n") && !data.contains(&0),
+            "trimmed to its lines"
+        );
+        assert_eq!(drain(&s).len() as u64, 80 - u.events);
+        assert_eq!(s.stats.spooled.load(Ordering::Relaxed), 80);
+    }
+
+    #[test]
+    fn the_timer_fsyncs_what_is_old_and_undelivered_including_full_segments() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Spool::open(d.path(), 32 * 1024, WhenFull::RefuseSessions, gap()).unwrap();
+        s.set_fsync_each(false);
+        let period = SHIP_EVERY / 4;
+        let ticks = 5; // SHIP_EVERY / period + 1: how long a mark waits
+        fill(&s, 0, 10);
+        for _ in 0..ticks {
+            s.sync(period).unwrap();
+        }
+        assert_eq!(s.lock().open.as_ref().unwrap().synced, 0, "not due yet");
+        // The segment fills up and the next one starts; the mark from before is now due: the
+        // full segment is fsynced whole (it is still mapped, waiting for delivery).
+        fill(&s, 10, 30);
+        s.sync(period).unwrap();
+        {
+            let inner = s.lock();
+            let w = &inner.retired[0];
+            assert_eq!(w.synced, w.seg.bytes);
+            assert_eq!(inner.open.as_ref().unwrap().synced, 0);
+        }
+        // What was delivered in time is never fsynced here.
+        let mut next = drain(&s).len();
+        for _ in 0..3 {
+            next = fill(&s, next, 2);
+            for _ in 0..ticks {
+                s.sync(period).unwrap();
+            }
+            let u = s.unshipped(Vec::new()).unwrap().unwrap();
+            s.shipped(u.seq, u.end, u.events);
+        }
+        s.sync(period).unwrap();
+        assert_eq!(s.lock().open.as_ref().unwrap().synced, 0);
     }
 }
