@@ -500,6 +500,12 @@ pub struct HostRenewRequest {
     pub public_key: String,
 }
 
+/// Largest body `POST /v1/events` takes: above the largest event an agent can make (query
+/// text and parameters each at most 512 KiB before JSON escaping, which can grow a control
+/// byte sixfold: about 6.1 MiB), so no event is ever refused for its size and left to block
+/// its agent's spool. Agents send at most 768 KiB per request, or one larger event alone.
+pub const MAX_EVENTS_BODY: usize = 8 * 1024 * 1024;
+
 /// `POST /v1/events`: a batch of audit events, each a JSON object with a unique `uid`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -600,7 +600,11 @@ fn audit_frontend_one(
             })
         }
         FrontendMessage::FunctionCall(f) => {
-            let args: Vec<String> = f.args.iter().map(|a| param_text(a, true)).collect();
+            // Capped like a Bind's parameters: a call may carry 65,535 arguments.
+            let args = crate::query_text::capped_params(
+                f.args.iter().map(|a| param_text(a, true)),
+                a.max_query_bytes,
+            );
             Some(
                 a.event(EventKind::PostgresFunctionCall)
                     .with("function_oid", f.function_oid)

@@ -235,6 +235,68 @@ mod extended_protocol_events {
         assert_eq!(q[0].2, serde_json::json!(["3"]));
     }
 
+    /// The largest events a client can make at the highest `max_query_bytes`: query text
+    /// and parameters of control bytes (escaped six bytes each), and a function call with
+    /// 2,000 binary arguments (11 MB as base64 if they were not capped). Each must fit auth's
+    /// request limit, or it would block the spool.
+    #[test]
+    fn the_largest_events_fit_one_request() {
+        use crate::query_text::MAX_QUERY_BYTES_CEILING as MAX;
+        use portcullis_wire::postgres::FunctionCall;
+
+        let head = Fragment::cluster("c1", &Fragment::new().with("sid", "s-1"));
+        let a = Audit {
+            head: &head,
+            stamp: Stamp::now(),
+            max_query_bytes: MAX,
+        };
+        let mut st = Statements::default();
+        let control = "\u{1}".repeat(MAX * 2);
+        let param = Bytes::from(vec![1u8; 8192]);
+        let mut b = BytesMut::new();
+        parse("big", &control, &mut b);
+        Bind {
+            portal: "".into(),
+            statement: "big".into(),
+            param_formats: vec![],
+            params: vec![Some(param.clone()); 1000],
+            result_formats: vec![],
+        }
+        .encode(&mut b)
+        .unwrap();
+        execute("", &mut b);
+        FunctionCall {
+            function_oid: 1,
+            arg_formats: vec![1],
+            args: vec![Some(Bytes::from(vec![1u8; 4096])); 2000],
+            result_format: 0,
+        }
+        .encode(&mut b)
+        .unwrap();
+        let mut out = Vec::new();
+        for frame in frames(b.freeze()) {
+            audit_frontend(&a, &mut st, &frame, &mut out);
+        }
+        let sizes: Vec<(String, usize)> = out
+            .into_iter()
+            .map(|e| {
+                let line = e.into_line();
+                let v: Value = serde_json::from_slice(&line).unwrap();
+                (v["event"].as_str().unwrap().to_owned(), line.len())
+            })
+            .collect();
+        assert_eq!(sizes.len(), 5, "{sizes:?}");
+        for (event, len) in &sizes {
+            assert!(
+                *len < portcullis_api::MAX_EVENTS_BODY,
+                "{event}: {len} bytes"
+            );
+        }
+        // The query event carries the most: both the text and the parameters.
+        let query = sizes.iter().find(|(e, _)| e == "db.session.query").unwrap();
+        assert!(query.1 > 5 * MAX, "{query:?}");
+    }
+
     #[test]
     fn an_unknown_statement_or_portal_still_gets_its_statement_events() {
         let mut st = Statements::default();

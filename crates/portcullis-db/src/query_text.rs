@@ -11,6 +11,10 @@ pub const TRUNCATED_MARKER: &str = "…[truncated]";
 /// [`TRUNCATED_MARKER`] and their length. Without a cap a single large parameter makes an event
 /// larger than any batch auth accepts.
 pub const MAX_PARAM_BYTES: usize = 4096;
+/// Largest `db_service.audit.max_query_bytes` allowed: with query text and parameters each at
+/// most this long, and JSON escaping at worst six bytes per byte, every event fits
+/// [`portcullis_api::MAX_EVENTS_BODY`] (a test checks it).
+pub const MAX_QUERY_BYTES_CEILING: usize = 512 * 1024;
 
 /// A parameter value as text, cut to [`MAX_PARAM_BYTES`].
 pub fn param_text(value: &[u8], render: impl Fn(&[u8]) -> String) -> String {

@@ -492,12 +492,13 @@ impl Config {
                 ),
             ));
         }
-        if audit.max_query_bytes > 512 * 1024 {
+        if audit.max_query_bytes > portcullis_db::query_text::MAX_QUERY_BYTES_CEILING as u64 {
             problems.push((
                 "db_service.audit.max_query_bytes".into(),
                 format!(
-                    "{} is too large: an event must fit auth's 1 MiB request; use at most 524288",
-                    audit.max_query_bytes
+                    "{} is too large: every event must fit auth's request limit; use at most {}",
+                    audit.max_query_bytes,
+                    portcullis_db::query_text::MAX_QUERY_BYTES_CEILING
                 ),
             ));
         } else if audit.max_query_bytes < 256 {

@@ -116,6 +116,27 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// A `POST /v1/events` body that could not be read: larger than
+    /// [`portcullis_api::MAX_EVENTS_BODY`], or cut off.
+    pub fn events_body(e: &axum::Error) -> Self {
+        let too_large = std::error::Error::source(e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            let mut err = Self::bad_request(String::new());
+            err.status = StatusCode::PAYLOAD_TOO_LARGE;
+            err.code = "payload_too_large";
+            err.message = format!(
+                "an audit batch may be at most {} MiB: send fewer events per request",
+                portcullis_api::MAX_EVENTS_BODY / (1024 * 1024)
+            );
+            err
+        } else {
+            Self::bad_request(format!("request body: {e}"))
+        }
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         Self::body(r.status(), r.body_text())
@@ -165,5 +186,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
             .await
             .map(|q| Self(q.0))
             .map_err(|r: QueryRejection| ApiError::bad_request(format!("query: {}", r.body_text())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_oversized_event_batch_says_what_to_do() {
+        let big = axum::body::Body::from(vec![b'x'; 64]);
+        let e = axum::body::to_bytes(big, 16).await.unwrap_err();
+        let err = ApiError::events_body(&e);
+        assert_eq!(err.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(err.code, "payload_too_large");
+        assert!(err.message.contains("at most 8 MiB"), "{}", err.message);
     }
 }

@@ -443,16 +443,19 @@ pub async fn host_renew(
 /// one event per line (`Content-Type: application/x-ndjson`), which is what agents send:
 /// their spool holds lines, so neither side builds or parses a JSON array around them.
 #[utoipa::path(post, path = "/v1/events", tag = "agents",
-    request_body(content = EventBatch, description = "An `EventBatch` as JSON, or the events as JSON lines with `Content-Type: application/x-ndjson` (at most 10,000 events, 1 MiB)"),
+    request_body(content = EventBatch, description = "An `EventBatch` as JSON, or the events as JSON lines with `Content-Type: application/x-ndjson` (at most 10,000 events, 8 MiB)"),
     responses((status = 200, body = u64), (status = "4XX", body = ErrorBody)))]
 pub async fn post_events(
     axum::extract::State(s): axum::extract::State<AppState>,
     caller: Caller,
     headers: axum::http::HeaderMap,
-    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+    body: axum::body::Body,
 ) -> ApiResult<u64> {
     caller.require_host(&[SystemRole::Db, SystemRole::Proxy])?;
-    let body = body?;
+    // Its own limit, above the API's 1 MiB: the largest event an agent makes must fit.
+    let body = axum::body::to_bytes(body, portcullis_api::MAX_EVENTS_BODY)
+        .await
+        .map_err(|e| ApiError::events_body(&e))?;
     let content_type = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
