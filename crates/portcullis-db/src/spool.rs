@@ -8,10 +8,11 @@
 //! loss is an `fdatasync` — of every append before it is acknowledged (`spool_fsync:
 //! every_batch`) or on a short timer (`interval`), which skips what auth has acknowledged
 //! meanwhile: while auth keeps up, an `interval` spool never writes to the disk itself. A
-//! full segment is retired and, outside the appenders' lock, deleted once delivered, or
-//! unmapped, trimmed to its data and fsynced if it is still undelivered a little later
-//! ([`Spool::maintain`], which also deletes delivered files and prepares the next segment's
-//! file, so that appenders never wait for a file to be created or deleted).
+//! full segment is retired and, outside the appenders' lock, reused (zeroed, as the file of a
+//! later segment) or deleted once delivered, or unmapped, trimmed to its data and fsynced if it
+//! is still undelivered a little later ([`Spool::maintain`], which also deletes delivered files
+//! and prepares the next segments' files, so that appenders never wait for a file to be
+//! created or deleted).
 //!
 //! The shipper reads what has not been delivered yet — from the oldest segment, including the
 //! one being written — with ordinary reads of the page cache ([`Spool::unshipped`]), and marks
@@ -43,6 +44,10 @@ pub const SHIP_EVERY: Duration = Duration::from_millis(200);
 pub const SEGMENT_MAX: u64 = 4 * 1024 * 1024;
 /// The next segment, prepared ahead (renamed to its sequence name when it is first written).
 const STANDBY: &str = "next.seg.tmp";
+/// Names of prepared files end so: [`Spool::open`] deletes them (they hold no events).
+const PREPARED_SUFFIX: &str = ".seg.tmp";
+/// Delivered segment files kept, zeroed, for the next segments.
+const RECYCLED: usize = 2;
 
 /// What to do when the spool is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,8 +178,9 @@ struct Inner {
     retired: Vec<Writing>,
     /// The segment appends go to.
     open: Option<Writing>,
-    /// The next segment's file, created and faulted in ahead.
-    standby: Option<MappedFile>,
+    /// Files for the next segments, prepared ahead (used last first): delivered segments,
+    /// zeroed ([`Spool::maintain`]), or a new file faulted in when there is none.
+    standby: Vec<(PathBuf, MappedFile)>,
     next_seq: u64,
     /// Undelivered bytes.
     used: u64,
@@ -310,14 +316,15 @@ impl Spool {
             use std::os::unix::fs::PermissionsExt;
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
         }
-        match fs::remove_file(dir.join(STANDBY)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
         let mut found = Vec::new();
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
             let name = entry.file_name();
+            // Prepared files hold no events (a recycled one may hold half-zeroed old ones).
+            if name.to_str().is_some_and(|n| n.ends_with(PREPARED_SUFFIX)) {
+                fs::remove_file(entry.path())?;
+                continue;
+            }
             let Some(seq) = name
                 .to_str()
                 .and_then(|n| n.strip_suffix(".seg"))
@@ -357,7 +364,7 @@ impl Spool {
                 sealed: found.into(),
                 retired: Vec::new(),
                 open: None,
-                standby: None,
+                standby: Vec::new(),
                 next_seq,
                 used,
                 dir_dirty: false,
@@ -586,13 +593,16 @@ impl Spool {
     fn open_segment(&self, inner: &mut Inner, bytes: u64) -> std::io::Result<()> {
         let seq = inner.next_seq;
         let path = segment_path(&self.dir, seq);
-        let map = match inner.standby.take() {
-            Some(m) if m.len() as u64 >= bytes => {
-                fs::rename(self.dir.join(STANDBY), &path)?;
+        let map = match inner.standby.pop() {
+            Some((prepared, m)) if m.len() as u64 >= bytes => {
+                if let Err(e) = fs::rename(&prepared, &path) {
+                    inner.standby.push((prepared, m));
+                    return Err(e);
+                }
                 m
             }
             other => {
-                inner.standby = other;
+                inner.standby.extend(other);
                 let len = usize::try_from(self.segment_max.max(bytes))
                     .map_err(|_| std::io::Error::other("audit events too large to spool"))?;
                 MappedFile::create(&path, len, false)?
@@ -665,9 +675,10 @@ impl Spool {
     /// has usually delivered them by then, so they are deleted without ever being written to
     /// disk here; and prepares the next segment's file.
     pub fn maintain(&self, hold: Duration) -> std::io::Result<()> {
-        let (finish, unmap, doomed) = {
+        let (finish, mut unmap, doomed, prepared) = {
             let mut inner = self.lock();
             self.publish(&inner);
+            let prepared = inner.standby.len();
             let doomed = std::mem::take(&mut inner.doomed);
             let (mut finish, mut unmap, mut keep) = (Vec::new(), Vec::new(), Vec::new());
             for w in std::mem::take(&mut inner.retired) {
@@ -680,9 +691,28 @@ impl Spool {
                 }
             }
             inner.retired = keep;
-            (finish, unmap, doomed)
+            (finish, unmap, doomed, prepared)
         };
         let mut result = Ok(());
+        // Delivered segments become the next ones: zeroing the pages a segment used is much
+        // cheaper than a new file's pages being allocated, zeroed and reserved by the kernel,
+        // and the old file's being freed (on a filesystem mounted with `discard`, with a
+        // wait for the device).
+        let full = usize::try_from(self.segment_max).unwrap_or(usize::MAX);
+        for _ in prepared..RECYCLED {
+            let Some(i) = unmap.iter().position(|w| w.map.len() == full) else {
+                break;
+            };
+            let w = unmap.swap_remove(i);
+            match self.recycle(w) {
+                Ok(ready) => self.lock().standby.insert(0, ready),
+                Err((e, w)) => {
+                    result = Err(e);
+                    unmap.push(w);
+                    break;
+                }
+            }
+        }
         let delivered: Vec<u64> = unmap.iter().map(|w| w.seg.seq).collect();
         drop(unmap);
         for seq in doomed.into_iter().chain(delivered) {
@@ -715,16 +745,32 @@ impl Spool {
                 }
             }
         }
-        if self.lock().standby.is_none() {
+        if self.lock().standby.is_empty() {
             let path = self.dir.join(STANDBY);
             let _ = fs::remove_file(&path);
             let len = usize::try_from(self.segment_max).unwrap_or(4096);
             match MappedFile::create(&path, len, true) {
-                Ok(m) => self.lock().standby = Some(m),
+                Ok(m) => self.lock().standby.push((path, m)),
                 Err(e) => result = Err(e),
             }
         }
         result
+    }
+
+    /// Turns a delivered segment into a prepared file: renamed first (a crash before the
+    /// zeroing ends leaves a prepared file, which [`Spool::open`] deletes, never a segment
+    /// with old events in it), then its used bytes zeroed — the rest of it never held any.
+    #[allow(clippy::result_large_err)] // the segment goes back to the caller to be deleted
+    fn recycle(&self, mut w: Writing) -> Result<(PathBuf, MappedFile), (std::io::Error, Writing)> {
+        let prepared = self
+            .dir
+            .join(format!("recycled-{}{PREPARED_SUFFIX}", w.seg.seq));
+        if let Err(e) = fs::rename(segment_path(&self.dir, w.seg.seq), &prepared) {
+            return Err((e, w));
+        }
+        w.map
+            .zero(usize::try_from(w.seg.bytes).unwrap_or(usize::MAX));
+        Ok((prepared, w.map))
     }
 
     /// What the oldest segment with undelivered events holds after what was delivered, or
@@ -983,7 +1029,7 @@ mod tests {
     }
 
     #[test]
-    fn a_full_segment_waits_for_delivery_and_is_deleted_without_being_finished() {
+    fn a_full_segment_waits_for_delivery_and_once_delivered_is_never_finished() {
         let d = tempfile::tempdir().unwrap();
         // 4 KiB segments: about 30 events each.
         let s = Spool::open(d.path(), 32 * 1024, WhenFull::RefuseSessions, gap()).unwrap();
@@ -1052,5 +1098,46 @@ mod tests {
         }
         s.sync(period).unwrap();
         assert_eq!(s.lock().open.as_ref().unwrap().synced, 0);
+    }
+
+    #[test]
+    fn a_delivered_segment_becomes_the_next_standby_and_leaves_no_old_events() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Spool::open(d.path(), 32 * 1024, WhenFull::RefuseSessions, gap()).unwrap();
+        s.set_fsync_each(false);
+        // Nothing prepared yet: segments 1 and 2 are new files.
+        let next = fill(&s, 0, 40);
+        assert!(s.lock().standby.is_empty());
+        let u = s.unshipped(Vec::new()).unwrap().unwrap();
+        assert_eq!(u.seq, 1);
+        s.shipped(u.seq, u.end, u.events);
+        s.maintain(Duration::from_secs(3600)).unwrap();
+        // Segment 1's file is prepared for the next segment now, zeroed; no new file is made.
+        assert!(!segment_path(d.path(), 1).exists());
+        let recycled = d.path().join(format!("recycled-1{PREPARED_SUFFIX}"));
+        let data = fs::read(&recycled).unwrap();
+        assert_eq!(data.len(), 4096);
+        assert!(data.iter().all(|&b| b == 0));
+        assert!(!d.path().join(STANDBY).exists());
+        // The next segment is that file, and holds only its own events.
+        let next = fill(&s, next, 40);
+        assert!(!recycled.exists());
+        // A prepared file left by a crash (here: half-zeroed) is deleted on reopening.
+        fs::write(
+            d.path().join(format!("recycled-9{PREPARED_SUFFIX}")),
+            line(0),
+        )
+        .unwrap();
+        drop(s);
+        let s = Spool::open(d.path(), 32 * 1024, WhenFull::RefuseSessions, gap()).unwrap();
+        let got = drain(&s);
+        assert_eq!(
+            got.len() as u64 + u.events,
+            next as u64,
+            "nothing old, nothing lost"
+        );
+        assert_eq!(got.last().unwrap(), &line(next - 1));
+        assert!(got.iter().all(|l| l != &line(0)));
+        assert!(files(d.path()).iter().all(|f| !f.starts_with("recycled-9")));
     }
 }

@@ -149,6 +149,18 @@ impl MappedFile {
         Ok(())
     }
 
+    /// Zeroes the first `len` bytes (at most the whole mapping): a file whose data was
+    /// written from its start and then used up is fresh again, without the kernel allocating
+    /// and zeroing new pages for a new file.
+    pub fn zero(&mut self, len: usize) {
+        let len = len.min(self.len);
+        // SAFETY: `0..len` lies inside the mapping; `&mut self` excludes any other access
+        // through it.
+        unsafe {
+            std::ptr::write_bytes(self.ptr.as_ptr(), 0, len);
+        }
+    }
+
     /// The mapping's bytes.
     pub fn bytes(&self) -> &[u8] {
         // SAFETY: `len` bytes mapped readable for as long as `self` lives; writes need
@@ -187,6 +199,20 @@ impl Drop for MappedFile {
 mod tests {
     use super::*;
     use std::os::unix::fs::FileExt;
+
+    #[test]
+    fn zeroing_makes_a_used_file_fresh_again() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("seg");
+        let mut m = MappedFile::create(&path, 8192, true).unwrap();
+        m.write_at(0, &[7u8; 5000]).unwrap();
+        m.zero(5000);
+        assert!(m.bytes().iter().all(|&b| b == 0));
+        let mut buf = vec![1u8; 8192];
+        m.file().read_exact_at(&mut buf, 0).unwrap();
+        assert!(buf.iter().all(|&b| b == 0), "the file reads as zeros too");
+        m.zero(usize::MAX); // clamped, not out of bounds
+    }
 
     #[test]
     fn copies_are_in_the_file_at_once_and_finish_trims_the_zeros() {
