@@ -48,6 +48,10 @@ const STANDBY: &str = "next.seg.tmp";
 const PREPARED_SUFFIX: &str = ".seg.tmp";
 /// Delivered segment files kept, zeroed, for the next segments.
 const RECYCLED: usize = 2;
+/// How long a file is reused. The kernel writes back a page-cache page that stays dirty for
+/// 30 s; a file whose old events never reached the disk cannot show them after a power loss
+/// (the zeroing that replaced them might not have reached it either).
+const RECYCLE_FOR: Duration = Duration::from_secs(20);
 
 /// What to do when the spool is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,10 +162,20 @@ fn gap_count(line: &[u8]) -> Option<u64> {
     (v.get("event")?.as_str()? == "audit.gap").then(|| v.get("lost")?.as_u64())?
 }
 
+/// A file ready to become the next segment: all zeros, mapped.
+struct Prepared {
+    path: PathBuf,
+    map: MappedFile,
+    /// When the file was created (it may have been other segments since).
+    born: Instant,
+}
+
 /// A segment still mapped: the one being written, or a full one not finished yet.
 struct Writing {
     seg: Segment,
     map: MappedFile,
+    /// When its file was created.
+    born: Instant,
     /// Bytes from the start known to be on disk (fsynced here).
     synced: u64,
     /// When it stopped taking appends.
@@ -180,7 +194,7 @@ struct Inner {
     open: Option<Writing>,
     /// Files for the next segments, prepared ahead (used last first): delivered segments,
     /// zeroed ([`Spool::maintain`]), or a new file faulted in when there is none.
-    standby: Vec<(PathBuf, MappedFile)>,
+    standby: Vec<Prepared>,
     next_seq: u64,
     /// Undelivered bytes.
     used: u64,
@@ -593,19 +607,19 @@ impl Spool {
     fn open_segment(&self, inner: &mut Inner, bytes: u64) -> std::io::Result<()> {
         let seq = inner.next_seq;
         let path = segment_path(&self.dir, seq);
-        let map = match inner.standby.pop() {
-            Some((prepared, m)) if m.len() as u64 >= bytes => {
-                if let Err(e) = fs::rename(&prepared, &path) {
-                    inner.standby.push((prepared, m));
+        let (map, born) = match inner.standby.pop() {
+            Some(p) if p.map.len() as u64 >= bytes => {
+                if let Err(e) = fs::rename(&p.path, &path) {
+                    inner.standby.push(p);
                     return Err(e);
                 }
-                m
+                (p.map, p.born)
             }
             other => {
                 inner.standby.extend(other);
                 let len = usize::try_from(self.segment_max.max(bytes))
                     .map_err(|_| std::io::Error::other("audit events too large to spool"))?;
-                MappedFile::create(&path, len, false)?
+                (MappedFile::create(&path, len, false)?, Instant::now())
             }
         };
         inner.next_seq += 1;
@@ -615,6 +629,7 @@ impl Spool {
         inner.open = Some(Writing {
             seg: Segment::new(seq),
             map,
+            born,
             synced: 0,
             retired_at: None,
         });
@@ -697,10 +712,14 @@ impl Spool {
         // Delivered segments become the next ones: zeroing the pages a segment used is much
         // cheaper than a new file's pages being allocated, zeroed and reserved by the kernel,
         // and the old file's being freed (on a filesystem mounted with `discard`, with a
-        // wait for the device).
+        // wait for the device). Only files whose contents never went to the disk: not
+        // fsynced here, and young enough for the kernel not to have written them back.
         let full = usize::try_from(self.segment_max).unwrap_or(usize::MAX);
         for _ in prepared..RECYCLED {
-            let Some(i) = unmap.iter().position(|w| w.map.len() == full) else {
+            let reusable = |w: &Writing| {
+                w.map.len() == full && w.synced == 0 && w.born.elapsed() < RECYCLE_FOR
+            };
+            let Some(i) = unmap.iter().position(reusable) else {
                 break;
             };
             let w = unmap.swap_remove(i);
@@ -750,7 +769,11 @@ impl Spool {
             let _ = fs::remove_file(&path);
             let len = usize::try_from(self.segment_max).unwrap_or(4096);
             match MappedFile::create(&path, len, true) {
-                Ok(m) => self.lock().standby.push((path, m)),
+                Ok(map) => self.lock().standby.push(Prepared {
+                    path,
+                    map,
+                    born: Instant::now(),
+                }),
                 Err(e) => result = Err(e),
             }
         }
@@ -761,16 +784,20 @@ impl Spool {
     /// zeroing ends leaves a prepared file, which [`Spool::open`] deletes, never a segment
     /// with old events in it), then its used bytes zeroed — the rest of it never held any.
     #[allow(clippy::result_large_err)] // the segment goes back to the caller to be deleted
-    fn recycle(&self, mut w: Writing) -> Result<(PathBuf, MappedFile), (std::io::Error, Writing)> {
-        let prepared = self
+    fn recycle(&self, mut w: Writing) -> Result<Prepared, (std::io::Error, Writing)> {
+        let path = self
             .dir
             .join(format!("recycled-{}{PREPARED_SUFFIX}", w.seg.seq));
-        if let Err(e) = fs::rename(segment_path(&self.dir, w.seg.seq), &prepared) {
+        if let Err(e) = fs::rename(segment_path(&self.dir, w.seg.seq), &path) {
             return Err((e, w));
         }
         w.map
             .zero(usize::try_from(w.seg.bytes).unwrap_or(usize::MAX));
-        Ok((prepared, w.map))
+        Ok(Prepared {
+            path,
+            map: w.map,
+            born: w.born,
+        })
     }
 
     /// What the oldest segment with undelivered events holds after what was delivered, or
@@ -1088,6 +1115,13 @@ mod tests {
         }
         // What was delivered in time is never fsynced here.
         let mut next = drain(&s).len();
+        // A file that was fsynced is deleted once delivered, never reused: its old events are
+        // on the disk, and the zeros that would replace them might not get there.
+        assert!(!segment_path(d.path(), 1).exists());
+        assert!(!d
+            .path()
+            .join(format!("recycled-1{PREPARED_SUFFIX}"))
+            .exists());
         for _ in 0..3 {
             next = fill(&s, next, 2);
             for _ in 0..ticks {
