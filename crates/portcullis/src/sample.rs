@@ -130,6 +130,7 @@ db_service:
     # drop_oldest (delete the oldest undelivered events, with a warning and an audit.gap event).
     when_full: refuse_sessions
     # Longest query text stored; longer text is cut with a marker, db_query_length keeps the
-    # original size. Passwords in CREATE/ALTER ROLE ... PASSWORD '...' are always masked.
+    # original size; it also caps a statement's parameters, together. At most 524288
+    # (512 KiB). Passwords in CREATE/ALTER ROLE ... PASSWORD '...' are always masked.
     max_query_bytes: 65536
 "#;
