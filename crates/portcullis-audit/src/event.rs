@@ -306,17 +306,14 @@ impl Stamp {
         Self::at(OffsetDateTime::now_utc())
     }
 
-    /// `t`, in UTC.
+    /// `t`, in UTC (formatted in place: one per client message, so no allocation).
     pub fn at(t: OffsetDateTime) -> Self {
-        let mut buf = Vec::with_capacity(STAMP_MAX);
-        push_rfc3339(&mut buf, t);
-        let mut text = [0u8; STAMP_MAX];
-        let mut len = 0;
-        for (slot, b) in text.iter_mut().zip(&buf) {
-            *slot = *b;
-            len += 1;
-        }
-        Self { text, len }
+        let mut stamp = StampWriter(Self {
+            text: [0u8; STAMP_MAX],
+            len: 0,
+        });
+        push_rfc3339(&mut stamp, t);
+        stamp.0
     }
 
     fn as_bytes(&self) -> &[u8] {
@@ -324,23 +321,37 @@ impl Stamp {
     }
 }
 
+/// Fills a [`Stamp`]; bytes past its end are dropped (none are: RFC 3339 fits).
+struct StampWriter(Stamp);
+
+impl Extend<u8> for StampWriter {
+    fn extend<I: IntoIterator<Item = u8>>(&mut self, bytes: I) {
+        for b in bytes {
+            if let Some(slot) = self.0.text.get_mut(self.0.len) {
+                *slot = b;
+                self.0.len += 1;
+            }
+        }
+    }
+}
+
 /// Formats `t` as RFC 3339 in UTC with the fraction's trailing zeros dropped (none when it
 /// is zero) — what the `time` crate's `Rfc3339` writes for a UTC time, without its general
 /// formatting machinery, since every event needs one.
-fn push_rfc3339(buf: &mut Vec<u8>, t: OffsetDateTime) {
+fn push_rfc3339(buf: &mut impl Extend<u8>, t: OffsetDateTime) {
     let t = t.to_offset(time::UtcOffset::UTC);
     let (hour, minute, second, nanos) = t.to_hms_nano();
     let year = u32::try_from(t.year()).unwrap_or(0).min(9999);
     push_digits(buf, year, 4);
-    buf.push(b'-');
+    buf.extend([b'-']);
     push_digits(buf, u32::from(u8::from(t.month())), 2);
-    buf.push(b'-');
+    buf.extend([b'-']);
     push_digits(buf, u32::from(t.day()), 2);
-    buf.push(b'T');
+    buf.extend([b'T']);
     push_digits(buf, u32::from(hour), 2);
-    buf.push(b':');
+    buf.extend([b':']);
     push_digits(buf, u32::from(minute), 2);
-    buf.push(b':');
+    buf.extend([b':']);
     push_digits(buf, u32::from(second), 2);
     if nanos > 0 {
         let mut n = nanos;
@@ -349,17 +360,17 @@ fn push_rfc3339(buf: &mut Vec<u8>, t: OffsetDateTime) {
             n /= 10;
             width -= 1;
         }
-        buf.push(b'.');
+        buf.extend([b'.']);
         push_digits(buf, n, width);
     }
-    buf.push(b'Z');
+    buf.extend([b'Z']);
 }
 
 /// Appends the last `width` decimal digits of `n`, zero-padded.
-fn push_digits(buf: &mut Vec<u8>, n: u32, width: u32) {
+fn push_digits(buf: &mut impl Extend<u8>, n: u32, width: u32) {
     let mut div = 10u32.pow(width.saturating_sub(1));
     while div > 0 {
-        buf.push(b'0' + ((n / div) % 10) as u8);
+        buf.extend([b'0' + ((n / div) % 10) as u8]);
         div /= 10;
     }
 }

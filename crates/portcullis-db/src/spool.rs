@@ -715,10 +715,9 @@ impl Spool {
         // wait for the device). Only files whose contents never went to the disk: not
         // fsynced here, and young enough for the kernel not to have written them back.
         let full = usize::try_from(self.segment_max).unwrap_or(usize::MAX);
+        let reusable =
+            |w: &Writing| w.map.len() == full && w.synced == 0 && w.born.elapsed() < RECYCLE_FOR;
         for _ in prepared..RECYCLED {
-            let reusable = |w: &Writing| {
-                w.map.len() == full && w.synced == 0 && w.born.elapsed() < RECYCLE_FOR
-            };
             let Some(i) = unmap.iter().position(reusable) else {
                 break;
             };

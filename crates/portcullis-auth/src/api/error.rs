@@ -114,9 +114,7 @@ impl ApiError {
         }
         e
     }
-}
 
-impl ApiError {
     /// A `POST /v1/events` body that could not be read: larger than
     /// [`portcullis_api::MAX_EVENTS_BODY`], or cut off.
     pub fn events_body(e: &axum::Error) -> Self {
