@@ -26,7 +26,8 @@
 # machine µs/txn columns show what auditing costs without the extra queueing a saturated
 # 2-CPU machine adds), AUDIT_BENCH_PERF=1 (perf record the cluster during the first round of each
 # workload, both paths; reports kept in the temp dir; AUDIT_BENCH_PERF=callers records call
-# graphs too, at a lower rate, for `perf report -g caller`).
+# graphs too, at a lower rate, for `perf report -g caller`; AUDIT_BENCH_PERF=system records every
+# process and the kernel, for `perf report --sort comm,dso`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -104,7 +105,9 @@ run() {
     keep=1
     local how=(-F 999)
     [ "$AUDIT_BENCH_PERF" = callers ] && how=(-F 199 --call-graph dwarf,16384)
-    perf record "${how[@]}" -o "$dir/perf.$w.$path.data" -p "$cluster_pid,$agent_pid" -- sleep "$T" >/dev/null 2>&1 &
+    local whom=(-p "$cluster_pid,$agent_pid")
+    [ "$AUDIT_BENCH_PERF" = system ] && whom=(-a)
+    perf record "${how[@]}" -o "$dir/perf.$w.$path.data" "${whom[@]}" -- sleep "$T" >/dev/null 2>&1 &
     perf_pid=$!
     perf record -e sched:sched_switch -g -o "$dir/sched.$w.$path.data" -p "$cluster_pid" -- sleep 3 >/dev/null 2>&1 &
     perf stat -x, -o "$dir/perfstat.$w.$path" -e context-switches,cpu-migrations,page-faults,raw_syscalls:sys_enter,syscalls:sys_enter_futex,syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync,syscalls:sys_enter_write -p "$cluster_pid" -- sleep "$T" >/dev/null 2>&1 &

@@ -6,6 +6,7 @@
 //! table several auth servers can share; [`search`] finds them again.
 #![forbid(unsafe_code)]
 
+pub mod appender;
 pub mod event;
 pub mod file_sink;
 pub mod pg_sink;
