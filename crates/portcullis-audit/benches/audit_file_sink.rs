@@ -41,7 +41,11 @@ fn bench(c: &mut Criterion) {
     // buffered writes, in the same run.
     for (name, fsync, mode) in [
         ("every_batch", FsyncPolicy::EveryBatch, Mode::Direct),
-        ("every_batch_buffered", FsyncPolicy::EveryBatch, Mode::Buffered),
+        (
+            "every_batch_buffered",
+            FsyncPolicy::EveryBatch,
+            Mode::Buffered,
+        ),
         ("never", FsyncPolicy::Never, Mode::Direct),
         ("never_buffered", FsyncPolicy::Never, Mode::Buffered),
     ] {

@@ -423,9 +423,57 @@ fn frames(mut chunk: Bytes) -> impl Iterator<Item = Frame> {
 #[derive(Default)]
 struct Statements {
     /// Prepared statement name → the statement.
-    statements: HashMap<String, Statement>,
+    statements: Named<Statement>,
     /// Portal name → what was bound to it.
-    portals: HashMap<String, Portal>,
+    portals: Named<Portal>,
+}
+
+/// Statements or portals by name, at most [`MAX_TRACKED`] named ones. The unnamed one (`""`:
+/// what most drivers bind every portal to, and JDBC its first statements) has a slot of its
+/// own, so finding it is a branch rather than a hash and a key comparison through a pointer
+/// (the lookups showed up as cache misses under load).
+struct Named<T> {
+    unnamed: Option<T>,
+    named: HashMap<String, T>,
+}
+
+impl<T> Default for Named<T> {
+    fn default() -> Self {
+        Self {
+            unnamed: None,
+            named: HashMap::new(),
+        }
+    }
+}
+
+impl<T> Named<T> {
+    fn get(&self, name: &str) -> Option<&T> {
+        if name.is_empty() {
+            self.unnamed.as_ref()
+        } else {
+            self.named.get(name)
+        }
+    }
+
+    /// Stores `value` under `name`, in place of what was there; a new name is dropped once
+    /// [`MAX_TRACKED`] are held (its Execute then reports no query text).
+    fn put(&mut self, name: &str, value: T) {
+        if name.is_empty() {
+            self.unnamed = Some(value);
+        } else if let Some(slot) = self.named.get_mut(name) {
+            *slot = value;
+        } else if self.named.len() < MAX_TRACKED {
+            self.named.insert(name.to_owned(), value);
+        }
+    }
+
+    fn remove(&mut self, name: &str) {
+        if name.is_empty() {
+            self.unnamed = None;
+        } else {
+            self.named.remove(name);
+        }
+    }
 }
 
 /// A parsed statement.
@@ -522,13 +570,11 @@ fn audit_frontend_one(
                 .event(EventKind::PostgresParse)
                 .with("statement_name", &name);
             query_field(&mut e, "query", &query);
-            if st.statements.len() < MAX_TRACKED || st.statements.contains_key(&name) {
-                let statement = Statement {
-                    name: Arc::from(name.as_str()),
-                    query: Arc::new(query_fragment("db_query", &query)),
-                };
-                st.statements.insert(name, statement);
-            }
+            let statement = Statement {
+                name: Arc::from(name.as_str()),
+                query: Arc::new(query_fragment("db_query", &query)),
+            };
+            st.statements.put(&name, statement);
             Some(e)
         }
         FrontendMessage::Bind(b) => {
@@ -559,13 +605,9 @@ fn audit_frontend_one(
                 query,
                 params,
             };
-            // Pipelined clients bind the same (often unnamed) portal over and over: reuse its
-            // entry rather than allocate a key each time.
-            if let Some(portal) = st.portals.get_mut(&*portal_name) {
-                *portal = bound;
-            } else if st.portals.len() < MAX_TRACKED {
-                st.portals.insert(portal_name.into_owned(), bound);
-            }
+            // Pipelined clients bind the same (often unnamed) portal over and over: its entry
+            // is reused rather than a key allocated each time.
+            st.portals.put(&portal_name, bound);
             Some(e)
         }
         FrontendMessage::Execute(x) => {

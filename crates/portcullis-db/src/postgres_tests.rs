@@ -118,6 +118,32 @@ mod audited {
     }
 }
 
+#[test]
+fn the_unnamed_entry_is_always_kept_and_named_ones_up_to_the_limit() {
+    use super::{Named, MAX_TRACKED};
+    let mut n = Named::<usize>::default();
+    for i in 0..MAX_TRACKED + 5 {
+        n.put(&format!("s{i}"), i);
+    }
+    n.put("", 7);
+    assert_eq!(n.get(""), Some(&7));
+    assert_eq!(n.get("s0"), Some(&0));
+    assert_eq!(
+        n.get(&format!("s{}", MAX_TRACKED - 1)),
+        Some(&(MAX_TRACKED - 1))
+    );
+    assert_eq!(n.get(&format!("s{MAX_TRACKED}")), None, "past the limit");
+    // Full, a known name is still replaced in place; the unnamed one too.
+    n.put("s0", 100);
+    n.put("", 8);
+    assert_eq!((n.get("s0"), n.get("")), (Some(&100), Some(&8)));
+    n.remove("");
+    n.remove("s0");
+    assert_eq!((n.get("s0"), n.get("")), (None, None));
+    n.put("new", 1);
+    assert_eq!(n.get("new"), Some(&1), "a removal makes room");
+}
+
 mod extended_protocol_events {
     use bytes::{Bytes, BytesMut};
     use portcullis_audit::{Fragment, Stamp};
