@@ -579,7 +579,7 @@ fn audit_frontend_one(
         }
         FrontendMessage::Bind(b) => {
             let name = b.statement.to_string_lossy();
-            let (statement, query) = match st.statements.get(&*name) {
+            let (statement, query) = match st.statements.get(&name) {
                 Some(known) => (Arc::clone(&known.name), Some(Arc::clone(&known.query))),
                 None => (Arc::from(&*name), None),
             };
@@ -615,7 +615,7 @@ fn audit_frontend_one(
             let mut out = a
                 .event(EventKind::PostgresExecute)
                 .with("portal_name", &*portal);
-            if let Some(p) = st.portals.get(&*portal) {
+            if let Some(p) = st.portals.get(&portal) {
                 if let Some(q) = &p.query {
                     // Also the query event SIEM rules look for, with the bound parameters.
                     let mut qe = a.event(EventKind::DbSessionQuery);
