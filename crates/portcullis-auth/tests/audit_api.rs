@@ -18,6 +18,16 @@ use portcullis_client::api::ApiClient;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
+/// Yesterday and today (UTC), `YYYY-MM-DD`: the file sink writes the events into today's file,
+/// and a search reads a day file for events up to two days older, so fixed dates would rot.
+fn days() -> (String, String) {
+    let today = time::OffsetDateTime::now_utc().date();
+    (
+        (today - time::Duration::days(1)).to_string(),
+        today.to_string(),
+    )
+}
+
 fn ev(n: u32, time: &str, event: &str, user: &str, sid: &str, q: &str) -> Box<RawValue> {
     RawValue::from_string(
         json!({
@@ -60,6 +70,7 @@ async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auditors_search_and_export_events_others_may_not() {
+    let (d0, d1) = days();
     let h = Harness::start_with(|a| {
         a.second_factor = portcullis_auth::config::SecondFactor::Off;
     })
@@ -69,7 +80,7 @@ async fn auditors_search_and_export_events_others_may_not() {
     let batch = vec![
         ev(
             1,
-            "2026-11-19T10:00:00Z",
+            &format!("{d0}T10:00:00Z"),
             "db.session.start",
             "alice",
             "s1",
@@ -77,7 +88,7 @@ async fn auditors_search_and_export_events_others_may_not() {
         ),
         ev(
             2,
-            "2026-11-19T10:00:01Z",
+            &format!("{d0}T10:00:01Z"),
             "db.session.query",
             "alice",
             "s1",
@@ -85,7 +96,7 @@ async fn auditors_search_and_export_events_others_may_not() {
         ),
         ev(
             3,
-            "2026-11-19T10:00:02Z",
+            &format!("{d0}T10:00:02Z"),
             "db.session.query",
             "bob",
             "s2",
@@ -93,7 +104,7 @@ async fn auditors_search_and_export_events_others_may_not() {
         ),
         ev(
             4,
-            "2026-11-19T10:00:03Z",
+            &format!("{d0}T10:00:03Z"),
             "db.session.end",
             "alice",
             "s1",
@@ -116,9 +127,9 @@ async fn auditors_search_and_export_events_others_may_not() {
         .unwrap();
     assert_eq!(uids(&alice), [1, 2, 4]);
     let text: Value = aud
-        .get(
-            "/v1/events?contains=SELECT%20SECRET&db=orders&from=2026-11-19T10:00:00Z&to=2026-11-20",
-        )
+        .get(&format!(
+            "/v1/events?contains=SELECT%20SECRET&db=orders&from={d0}T10:00:00Z&to={d1}"
+        ))
         .await
         .unwrap();
     assert_eq!(uids(&text), [2]);
@@ -154,7 +165,7 @@ async fn auditors_search_and_export_events_others_may_not() {
     let resp = aud
         .raw(
             Method::GET,
-            "/v1/events/export?since=2026-11-19T10:00:01Z",
+            &format!("/v1/events/export?since={d0}T10:00:01Z"),
             &[],
             Vec::new(),
         )
@@ -216,7 +227,7 @@ async fn auditors_search_and_export_events_others_may_not() {
     h.auth
         .record_events(&[ev(
             5,
-            "2026-11-19T11:00:00Z",
+            &format!("{d0}T11:00:00Z"),
             "db.session.start",
             "carol",
             "s3",
@@ -229,7 +240,7 @@ async fn auditors_search_and_export_events_others_may_not() {
         .record_events(&[
             ev(
                 5,
-                "2026-11-19T11:00:00Z",
+                &format!("{d0}T11:00:00Z"),
                 "db.session.start",
                 "carol",
                 "s3",
@@ -237,7 +248,7 @@ async fn auditors_search_and_export_events_others_may_not() {
             ),
             ev(
                 6,
-                "2026-11-19T11:00:01Z",
+                &format!("{d0}T11:00:01Z"),
                 "db.session.end",
                 "carol",
                 "s3",
