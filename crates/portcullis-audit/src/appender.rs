@@ -132,10 +132,8 @@ impl Appender {
             };
             if written.is_err() {
                 // Best effort: the error that matters is the write's.
-                if me.file.set_len(before).is_ok() {
-                    me.len = before;
-                }
-                let _ = me.reload_tail();
+                let _ = me.file.set_len(before);
+                let _ = me.catch_up();
             }
             written
         })
@@ -156,15 +154,14 @@ impl Appender {
     fn catch_up(&mut self) -> io::Result<()> {
         let real = self.file.metadata()?.len();
         if real != self.len || self.tail.len() as u64 != real % BLOCK as u64 {
-            self.len = real;
-            self.reload_tail()?;
+            self.reload_tail(real)?;
         }
         Ok(())
     }
 
-    /// Reads the bytes after the file's last block boundary into `tail`.
-    fn reload_tail(&mut self) -> io::Result<()> {
-        let real = self.file.metadata()?.len();
+    /// Reads the bytes after the last block boundary of the file, `real` bytes long, into
+    /// `tail`.
+    fn reload_tail(&mut self, real: u64) -> io::Result<()> {
         let start = real - real % BLOCK as u64;
         self.tail.clear();
         self.tail.resize((real - start) as usize, 0);

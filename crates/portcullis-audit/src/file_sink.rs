@@ -53,11 +53,11 @@ struct Inner {
 #[derive(Debug)]
 struct Current {
     day: String,
-    /// The day file (large appends bypass the page cache: see [`crate::appender`]).
+    /// The day file (large appends bypass the page cache: see [`crate::appender`]). Its
+    /// [`Appender::file`] is shared so an fsync runs outside the lock: appends from sessions
+    /// writing directly (see [`FileSink::append_ndjson`]) never wait for another writer's disk
+    /// flush.
     out: Appender,
-    /// Shared so an fsync runs outside the lock: appends from sessions writing directly (see
-    /// [`FileSink::append_ndjson`]) never wait for another writer's disk flush.
-    file: Arc<File>,
     last_sync: Instant,
     dirty: bool,
 }
@@ -135,7 +135,7 @@ impl FileSink {
             // Yesterday's file is finished: make it durable before moving on.
             if let Some(old) = guard.as_mut() {
                 if old.dirty {
-                    old.file.sync_data()?;
+                    old.out.file().sync_data()?;
                 }
             }
             let name = format!("{today}.log");
@@ -147,7 +147,6 @@ impl FileSink {
             fs::rename(&tmp, &link)?;
             *guard = Some(Current {
                 day: today,
-                file: Arc::clone(out.file()),
                 out,
                 last_sync: Instant::now(),
                 dirty: false,
@@ -170,7 +169,7 @@ impl FileSink {
             if sync {
                 cur.last_sync = Instant::now();
                 cur.dirty = false;
-                to_sync = Some(Arc::clone(&cur.file));
+                to_sync = Some(Arc::clone(cur.out.file()));
             } else {
                 cur.dirty = true;
             }
@@ -187,7 +186,7 @@ impl FileSink {
     fn sync_outside_lock(&self, file: &Arc<File>) -> std::io::Result<()> {
         file.sync_data().inspect_err(|_| {
             if let Some(cur) = self.lock().as_mut() {
-                if Arc::ptr_eq(&cur.file, file) {
+                if Arc::ptr_eq(cur.out.file(), file) {
                     cur.dirty = true;
                 }
             }
@@ -205,7 +204,7 @@ impl FileSink {
                 Some(cur) if cur.dirty => {
                     cur.last_sync = Instant::now();
                     cur.dirty = false;
-                    Arc::clone(&cur.file)
+                    Arc::clone(cur.out.file())
                 }
                 _ => return Ok(()),
             }
