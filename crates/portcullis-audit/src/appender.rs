@@ -98,7 +98,12 @@ impl Appender {
         };
         me.with_lock(|me| {
             me.catch_up()?;
-            if me.tail.last().is_some_and(|&b| b != b'\n') {
+            // The tail is empty when the file ends on a block boundary: read the last byte.
+            let mut last = [b'\n'];
+            if let Some(at) = me.len.checked_sub(1) {
+                me.file.read_exact_at(&mut last, at)?;
+            }
+            if last != [b'\n'] {
                 me.append_buffered(b"\n")?;
             }
             Ok(())
@@ -350,6 +355,19 @@ mod tests {
             want.extend_from_slice(&data);
         }
         assert_eq!(std::fs::read(&path).unwrap(), want);
+    }
+
+    #[test]
+    fn a_torn_line_ending_on_a_block_boundary_is_ended_too() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("day.log");
+        let mut torn = chunk(3, 2 * BLOCK - 1);
+        torn.push(b'{');
+        std::fs::write(&path, &torn).unwrap();
+        let mut a = Appender::open(&path, Mode::Direct).unwrap();
+        a.append(b"next\n").unwrap();
+        torn.extend_from_slice(b"\nnext\n");
+        assert_eq!(std::fs::read(&path).unwrap(), torn);
     }
 
     #[test]
