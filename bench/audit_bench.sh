@@ -103,7 +103,7 @@ run() {
   local perf_pid=""
   if [ -n "${AUDIT_BENCH_PERF:-}" ] && [ "$round" = 1 ]; then
     keep=1
-    local how=(-F 999)
+    local how=(-F "${AUDIT_BENCH_PERF_FREQ:-999}")
     [ "$AUDIT_BENCH_PERF" = callers ] && how=(-F 199 --call-graph dwarf,16384)
     local whom=(-p "$cluster_pid,$agent_pid")
     [ "$AUDIT_BENCH_PERF" = system ] && whom=(-a)

@@ -299,11 +299,55 @@ pub struct Stamp {
 
 /// `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
 const STAMP_MAX: usize = 30;
+/// `YYYY-MM-DDTHH:MM:SS`.
+const SECOND_LEN: usize = 19;
 
 impl Stamp {
     /// The current time.
     pub fn now() -> Self {
-        Self::at(OffsetDateTime::now_utc())
+        match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => Self::unix(d.as_secs(), d.subsec_nanos()),
+            Err(_) => Self::at(OffsetDateTime::now_utc()),
+        }
+    }
+
+    /// `secs.nanos` after the Unix epoch. Every client message takes a stamp, and most fall
+    /// in the same second as the thread's previous one: its date and time of day are
+    /// formatted once per second and thread, and only the fraction each time.
+    fn unix(secs: u64, nanos: u32) -> Self {
+        thread_local! {
+            static SECOND: std::cell::Cell<Option<(u64, [u8; SECOND_LEN])>> =
+                const { std::cell::Cell::new(None) };
+        }
+        let prefix = match SECOND.with(std::cell::Cell::get) {
+            Some((s, prefix)) if s == secs => prefix,
+            _ => {
+                let Some(t) = i64::try_from(secs)
+                    .ok()
+                    .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+                else {
+                    return Self::at(OffsetDateTime::now_utc());
+                };
+                let whole = Self::at(t);
+                let mut prefix = [0u8; SECOND_LEN];
+                prefix.copy_from_slice(
+                    whole
+                        .as_bytes()
+                        .get(..SECOND_LEN)
+                        .unwrap_or(&[0; SECOND_LEN]),
+                );
+                SECOND.with(|c| c.set(Some((secs, prefix))));
+                prefix
+            }
+        };
+        let mut stamp = StampWriter(Self {
+            text: [0u8; STAMP_MAX],
+            len: 0,
+        });
+        stamp.extend(prefix);
+        push_fraction(&mut stamp, nanos);
+        stamp.extend([b'Z']);
+        stamp.0
     }
 
     /// `t`, in UTC (formatted in place: one per client message, so no allocation).
@@ -353,6 +397,12 @@ fn push_rfc3339(buf: &mut impl Extend<u8>, t: OffsetDateTime) {
     push_digits(buf, u32::from(minute), 2);
     buf.extend([b':']);
     push_digits(buf, u32::from(second), 2);
+    push_fraction(buf, nanos);
+    buf.extend([b'Z']);
+}
+
+/// `.nnn…` without trailing zeros, or nothing when `nanos` is zero.
+fn push_fraction(buf: &mut impl Extend<u8>, nanos: u32) {
     if nanos > 0 {
         let mut n = nanos;
         let mut width = 9;
@@ -363,7 +413,6 @@ fn push_rfc3339(buf: &mut impl Extend<u8>, t: OffsetDateTime) {
         buf.extend([b'.']);
         push_digits(buf, n, width);
     }
-    buf.extend([b'Z']);
 }
 
 /// Appends the last `width` decimal digits of `n`, zero-padded.
@@ -420,6 +469,23 @@ impl Json {
     }
 }
 
+/// Appends an event's opening: `{"uid":…,"time":…,"event":…,"code":…` (no closing brace).
+fn push_head(buf: &mut Vec<u8>, uid: uuid::Uuid, kind: EventKind, stamp: &Stamp) {
+    buf.extend_from_slice(b"{\"uid\":\"");
+    buf.extend_from_slice(
+        uid.hyphenated()
+            .encode_lower(&mut uuid::Uuid::encode_buffer())
+            .as_bytes(),
+    );
+    buf.extend_from_slice(b"\",\"time\":\"");
+    buf.extend_from_slice(stamp.as_bytes());
+    buf.extend_from_slice(b"\",\"event\":\"");
+    buf.extend_from_slice(kind.name().as_bytes());
+    buf.extend_from_slice(b"\",\"code\":\"");
+    buf.extend_from_slice(kind.code().as_bytes());
+    buf.push(b'"');
+}
+
 impl Event {
     /// A new event of `kind` in `cluster`, with a fresh `uid` and the current time.
     pub fn new(kind: EventKind, cluster: &str) -> Self {
@@ -444,19 +510,7 @@ impl Event {
     fn begin(kind: EventKind, stamp: &Stamp, more: usize) -> Self {
         let uid = uuid::Uuid::new_v4();
         let mut buf = Vec::with_capacity(256 + more);
-        buf.extend_from_slice(b"{\"uid\":\"");
-        buf.extend_from_slice(
-            uid.hyphenated()
-                .encode_lower(&mut uuid::Uuid::encode_buffer())
-                .as_bytes(),
-        );
-        buf.extend_from_slice(b"\",\"time\":\"");
-        buf.extend_from_slice(stamp.as_bytes());
-        buf.extend_from_slice(b"\",\"event\":\"");
-        buf.extend_from_slice(kind.name().as_bytes());
-        buf.extend_from_slice(b"\",\"code\":\"");
-        buf.extend_from_slice(kind.code().as_bytes());
-        buf.push(b'"');
+        push_head(&mut buf, uid, kind, stamp);
         Self { buf, uid, kind }
     }
 
@@ -526,6 +580,158 @@ impl Event {
     pub fn into_value(self) -> Value {
         serde_json::from_str(&self.into_json()).unwrap_or(Value::Null)
     }
+}
+
+/// Finished events as JSON lines, each ending in `\n`, in one buffer: what a client message
+/// produced, as the spool stores it.
+///
+/// On the hot path a session keeps one `Lines`, writes each message's events straight into
+/// it ([`Lines::event`]) and hands it to the spool, which copies it in one piece: no
+/// allocation per event, nothing joined afterwards.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Lines {
+    buf: Vec<u8>,
+    count: usize,
+}
+
+impl Lines {
+    /// No events.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts an event of `kind` with a fresh `uid`, time `stamp` and `head`'s fields first
+    /// (as [`Event::stamped`]); it is finished when the returned writer is dropped.
+    pub fn event(&mut self, kind: EventKind, stamp: &Stamp, head: &Fragment) -> LineEvent<'_> {
+        push_head(&mut self.buf, uuid::Uuid::new_v4(), kind, stamp);
+        self.buf.extend_from_slice(&head.0);
+        LineEvent { lines: self }
+    }
+
+    /// Appends a finished event.
+    pub fn push(&mut self, event: Event) {
+        self.push_line(&event.into_line());
+    }
+
+    /// Appends one finished JSON object (without a newline).
+    pub fn push_line(&mut self, line: &[u8]) {
+        self.buf.extend_from_slice(line);
+        self.buf.push(b'\n');
+        self.count += 1;
+    }
+
+    /// Every line, each ending in `\n`.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// How many events.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Empties it, keeping the memory for the next message's events.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.count = 0;
+    }
+
+    /// Each event's JSON text, without its newline.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.buf.split(|&b| b == b'\n').take(self.count)
+    }
+}
+
+impl From<Vec<Event>> for Lines {
+    fn from(events: Vec<Event>) -> Self {
+        let mut lines = Lines::new();
+        for e in events {
+            lines.push(e);
+        }
+        lines
+    }
+}
+
+/// An event being written into [`Lines`]; dropping it closes the object and ends the line.
+#[derive(Debug)]
+pub struct LineEvent<'a> {
+    lines: &'a mut Lines,
+}
+
+impl LineEvent<'_> {
+    /// Adds a field (each key once per event).
+    pub fn set(&mut self, key: &str, value: impl serde::Serialize) {
+        push_field(&mut self.lines.buf, key, &value);
+    }
+
+    /// Adds a string field: the same text [`LineEvent::set`] writes for a `&str`, without
+    /// going through serde.
+    pub fn set_str(&mut self, key: &str, value: &str) {
+        let buf = &mut self.lines.buf;
+        buf.push(b',');
+        push_key(buf, key);
+        buf.push(b':');
+        push_str(buf, value);
+    }
+
+    /// Adds pre-serialised fields.
+    pub fn add_fragment(&mut self, fragment: &Fragment) {
+        self.lines.buf.extend_from_slice(&fragment.0);
+    }
+
+    /// Adds a field whose value was serialised before.
+    pub fn set_json(&mut self, key: &str, value: &Json) {
+        let buf = &mut self.lines.buf;
+        buf.push(b',');
+        push_key(buf, key);
+        buf.push(b':');
+        buf.extend_from_slice(&value.0);
+    }
+}
+
+impl Drop for LineEvent<'_> {
+    fn drop(&mut self) {
+        self.lines.buf.extend_from_slice(b"}\n");
+        self.lines.count += 1;
+    }
+}
+
+/// Appends `s` as a JSON string, escaped exactly as serde_json escapes it: runs of bytes
+/// that need no escape are copied whole.
+pub(crate) fn push_str(buf: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    buf.reserve(bytes.len() + 2);
+    buf.push(b'"');
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            continue;
+        }
+        buf.extend_from_slice(bytes.get(start..i).unwrap_or_default());
+        match b {
+            b'"' => buf.extend_from_slice(b"\\\""),
+            b'\\' => buf.extend_from_slice(b"\\\\"),
+            b'\n' => buf.extend_from_slice(b"\\n"),
+            b'\r' => buf.extend_from_slice(b"\\r"),
+            b'\t' => buf.extend_from_slice(b"\\t"),
+            0x08 => buf.extend_from_slice(b"\\b"),
+            0x0c => buf.extend_from_slice(b"\\f"),
+            _ => {
+                let hex = |n: u8| if n < 10 { b'0' + n } else { b'a' + n - 10 };
+                buf.extend_from_slice(b"\\u00");
+                buf.push(hex(b >> 4));
+                buf.push(hex(b & 0xf));
+            }
+        }
+        start = i + 1;
+    }
+    buf.extend_from_slice(bytes.get(start..).unwrap_or_default());
+    buf.push(b'"');
 }
 
 #[cfg(test)]
@@ -692,5 +898,97 @@ mod tests {
         let c = Event::stamped(EventKind::DbSessionQuery, &stamp, &head).into_value();
         assert_eq!(c["time"], v["time"]);
         assert_ne!(c["uid"], v["uid"]);
+    }
+
+    #[test]
+    fn stamps_from_the_per_second_cache_match_full_formatting() {
+        // Same second (cached), a new second, back again, zero and full fractions, a year
+        // boundary, and the epoch itself.
+        let cases = [
+            (1_795_000_000, 123_456_789),
+            (1_795_000_000, 1),
+            (1_795_000_000, 0),
+            (1_795_000_001, 100_000_000),
+            (1_795_000_000, 999_999_999),
+            (1_798_761_599, 500),
+            (1_798_761_600, 0),
+            (0, 7),
+        ];
+        for (secs, nanos) in cases {
+            let t = OffsetDateTime::from_unix_timestamp_nanos(
+                i128::from(secs) * 1_000_000_000 + i128::from(nanos),
+            )
+            .unwrap();
+            assert_eq!(
+                std::str::from_utf8(Stamp::unix(secs, nanos).as_bytes()).unwrap(),
+                std::str::from_utf8(Stamp::at(t).as_bytes()).unwrap(),
+                "{secs}.{nanos:09}"
+            );
+        }
+        let now = Stamp::now();
+        assert!(now.as_bytes().ends_with(b"Z") && now.as_bytes().len() >= 20);
+    }
+
+    #[test]
+    fn strings_are_escaped_exactly_as_serde_json_escapes_them() {
+        let mut all: String = (0u8..0x80).map(char::from).collect();
+        all.push_str("é\u{2028}\u{fffd}😀 plain \\\" end");
+        for s in [
+            all.as_str(),
+            "",
+            "\"",
+            "\\",
+            "a\u{0}b",
+            "\u{7f}",
+            "only text",
+        ] {
+            let mut buf = Vec::new();
+            push_str(&mut buf, s);
+            assert_eq!(
+                String::from_utf8(buf).unwrap(),
+                serde_json::to_string(s).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn events_written_as_lines_read_like_events() {
+        let stamp = Stamp::now();
+        let head = Fragment::cluster("c1", &Fragment::new().with("sid", "s-1"));
+        let params = Json::of(&["1", "it's \"x\"\n"]);
+        let mut lines = Lines::new();
+        {
+            let mut e = lines.event(EventKind::PostgresBind, &stamp, &head);
+            e.set_str("statement_name", "s\u{1}");
+            e.set_str("portal_name", "");
+            e.set_json("parameters", &params);
+        }
+        lines.event(EventKind::PostgresExecute, &stamp, &head);
+        lines.push(Event::new(EventKind::UserLogin, "c1").with("user", "alice"));
+        let bind = Event::stamped(EventKind::PostgresBind, &stamp, &head)
+            .with("statement_name", "s\u{1}")
+            .with("portal_name", "")
+            .with_json("parameters", &params)
+            .into_json();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines.as_bytes().iter().filter(|&&b| b == b'\n').count(), 3);
+        let got: Vec<&[u8]> = lines.iter().collect();
+        let strip = |t: &[u8]| {
+            let t = std::str::from_utf8(t).unwrap();
+            t.get(t.find("\"time\"").unwrap()..).unwrap().to_owned()
+        };
+        // Byte for byte what an Event writes, apart from the uid.
+        assert_eq!(strip(got[0]), strip(bind.as_bytes()));
+        let uids: HashSet<String> = got
+            .iter()
+            .map(|l| {
+                let v: Value = serde_json::from_slice(l).unwrap();
+                v["uid"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        assert_eq!(uids.len(), 3, "every event has its own uid");
+        lines.clear();
+        assert!(lines.is_empty() && lines.as_bytes().is_empty());
+        assert_eq!(lines.iter().count(), 0);
     }
 }

@@ -13,7 +13,10 @@ pub mod pg_sink;
 pub mod search;
 pub mod sink;
 
-pub use event::{Event, EventKind, Field, Fragment, Json, SessionEndReason, Stamp, COMMON_FIELDS};
+pub use event::{
+    Event, EventKind, Field, Fragment, Json, LineEvent, Lines, SessionEndReason, Stamp,
+    COMMON_FIELDS,
+};
 pub use file_sink::FileSink;
 pub use pg_sink::PgSink;
 pub use search::{Order, Page, Position, Query};

@@ -24,7 +24,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_audit::{Event, EventKind};
+use portcullis_audit::{Event, EventKind, Lines};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::identity::ClientSlot;
@@ -145,7 +145,7 @@ pub struct AuditOptions {
 }
 
 struct Append {
-    lines: Vec<Vec<u8>>,
+    lines: Lines,
     class: Class,
     done: oneshot::Sender<Result<(), Refused>>,
 }
@@ -240,26 +240,29 @@ impl AuditSender {
     /// An `Err` means the query must not go on (the spool is full under `refuse_sessions`,
     /// or the disk failed).
     pub async fn record(&self, events: Vec<Event>) -> Result<(), Refused> {
-        if events.is_empty() {
+        self.record_lines(&Lines::from(events)).await
+    }
+
+    /// [`AuditSender::record`] for events already written as lines.
+    pub async fn record_lines(&self, lines: &Lines) -> Result<(), Refused> {
+        if lines.is_empty() {
             return Ok(());
         }
-        self.append(
-            events.into_iter().map(Event::into_line).collect(),
-            Class::Activity,
-        )
-        .await
+        self.append(lines, Class::Activity).await
     }
 
     /// Records a session start, refusal or end (these may use the spool's reserve); a failure
     /// is logged and counted.
     pub async fn send(&self, event: Event) {
         let uid = event.uid();
-        if let Err(e) = self.append(vec![event.into_line()], Class::Control).await {
+        let mut lines = Lines::new();
+        lines.push(event);
+        if let Err(e) = self.append(&lines, Class::Control).await {
             tracing::error!(%uid, error = %e, "audit event could not be recorded");
         }
     }
 
-    async fn append(&self, lines: Vec<Vec<u8>>, class: Class) -> Result<(), Refused> {
+    async fn append(&self, lines: &Lines, class: Class) -> Result<(), Refused> {
         let n = lines.len();
         let r = if self.direct {
             self.spool
@@ -268,6 +271,7 @@ impl AuditSender {
                 .unwrap_or_else(|| Err(Refused::Io("the audit spool did not answer".into())))
         } else {
             let (done, wait) = oneshot::channel();
+            let lines = lines.clone();
             if self.tx.send(Append { lines, class, done }).await.is_err() {
                 return Err(Refused::Io("the audit spool writer stopped".into()));
             }
@@ -366,9 +370,12 @@ async fn writer(spool: Spool, mut rx: mpsc::Receiver<Append>) {
             .map(|a| ((a.lines, a.class), a.done))
             .unzip();
         let s = spool.clone();
-        let results = tokio::task::spawn_blocking(move || s.append(&reqs))
-            .await
-            .unwrap_or_else(|e| vec![Err(Refused::Io(e.to_string())); n]);
+        let results = tokio::task::spawn_blocking(move || {
+            let groups: Vec<(&Lines, Class)> = reqs.iter().map(|(l, c)| (l, *c)).collect();
+            s.append(&groups)
+        })
+        .await
+        .unwrap_or_else(|e| vec![Err(Refused::Io(e.to_string())); n]);
         for (done, r) in dones.into_iter().zip(results) {
             let _ = done.send(r);
         }

@@ -14,6 +14,7 @@ pub mod identity;
 pub mod mask;
 pub mod mysql;
 pub mod postgres;
+pub mod postgres_audit;
 pub mod query_text;
 pub mod redis;
 pub mod session;

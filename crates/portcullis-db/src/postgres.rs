@@ -11,24 +11,23 @@
 //!    boundaries, so a FATAL can be injected between messages when the session must end
 //!    (lock, expired certificate, idle timeout).
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use portcullis_audit::{Event, EventKind, Fragment, Json, Stamp};
+use portcullis_audit::{EventKind, Lines, Stamp};
 use portcullis_core::database::DbProtocol;
 use portcullis_wire::postgres::{
     sqlstate, Authentication, BackendMessage, CancelRequest, ErrorResponse, Frame, Framer,
-    FrontendMessage, InitialPacket, Message, PgString, StartupMessage, Target,
+    InitialPacket, Message, StartupMessage,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::query_text::{query_field, query_fragment, AuditedQuery};
+use crate::postgres_audit::{ClientAudit, Context};
 use crate::session::{
-    admit, must_end, record_activity, record_end, record_start_failure, refusal, Activity, Asked,
+    admit, must_end, record_end, record_lines, record_start_failure, refusal, Activity, Asked,
     Refusal, RefusalKind, Session,
 };
 use crate::spec::DbSpec;
@@ -38,8 +37,7 @@ use crate::Agent;
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Time allowed to connect to the database and finish its startup.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-/// Prepared statements and portals remembered per session for auditing Execute.
-pub const MAX_TRACKED: usize = 10_000;
+pub use crate::postgres_audit::MAX_TRACKED;
 
 /// Sessions' cancel keys, so a CancelRequest arriving through any proxy reaches the database.
 #[derive(Debug, Default)]
@@ -402,7 +400,7 @@ fn complete_prefix(framer: &Framer, buf: &[u8]) -> Result<usize, String> {
 }
 
 /// Splits a run of complete messages into frames without copying.
-fn frames(mut chunk: Bytes) -> impl Iterator<Item = Frame> {
+pub(crate) fn frames(mut chunk: Bytes) -> impl Iterator<Item = Frame> {
     std::iter::from_fn(move || {
         if chunk.len() < 5 {
             return None;
@@ -416,245 +414,6 @@ fn frames(mut chunk: Bytes) -> impl Iterator<Item = Frame> {
         let frame = chunk.split_to(total);
         Some(Frame::new(tag, frame.slice(5..)))
     })
-}
-
-/// Per-session audit state for the extended protocol: what a later Execute needs for its
-/// `db.session.query` event, serialised once when the statement is parsed and bound.
-#[derive(Default)]
-struct Statements {
-    /// Prepared statement name → the statement.
-    statements: Named<Statement>,
-    /// Portal name → what was bound to it.
-    portals: Named<Portal>,
-}
-
-/// Statements or portals by name, at most [`MAX_TRACKED`] named ones. The unnamed one (`""`:
-/// what most drivers bind every portal to, and JDBC its first statements) has a slot of its
-/// own, so finding it is a branch rather than a hash and a key comparison through a pointer
-/// (the lookups showed up as cache misses under load).
-struct Named<T> {
-    unnamed: Option<T>,
-    named: HashMap<String, T>,
-}
-
-impl<T> Default for Named<T> {
-    fn default() -> Self {
-        Self {
-            unnamed: None,
-            named: HashMap::new(),
-        }
-    }
-}
-
-impl<T> Named<T> {
-    fn get(&self, name: &str) -> Option<&T> {
-        if name.is_empty() {
-            self.unnamed.as_ref()
-        } else {
-            self.named.get(name)
-        }
-    }
-
-    /// Stores `value` under `name`, in place of what was there; a new name is dropped once
-    /// [`MAX_TRACKED`] are held (its Execute then reports no query text).
-    fn put(&mut self, name: &str, value: T) {
-        if name.is_empty() {
-            self.unnamed = Some(value);
-        } else if let Some(slot) = self.named.get_mut(name) {
-            *slot = value;
-        } else if self.named.len() < MAX_TRACKED {
-            self.named.insert(name.to_owned(), value);
-        }
-    }
-
-    fn remove(&mut self, name: &str) {
-        if name.is_empty() {
-            self.unnamed = None;
-        } else {
-            self.named.remove(name);
-        }
-    }
-}
-
-/// A parsed statement.
-struct Statement {
-    /// Its name, shared with the portals bound to it.
-    name: Arc<str>,
-    /// Its `db_query` fields.
-    query: Arc<Fragment>,
-}
-
-/// A bound portal: the statement as it was when bound (PostgreSQL keeps a portal's plan when
-/// its statement is closed or replaced) and the parameters.
-struct Portal {
-    statement: Arc<str>,
-    query: Option<Arc<Fragment>>,
-    params: Json,
-}
-
-fn text(s: &PgString) -> String {
-    s.to_string_lossy().into_owned()
-}
-
-fn audited_query(raw: &PgString, max: usize) -> AuditedQuery {
-    let lossy = raw.to_string_lossy();
-    let invalid_utf8 = matches!(lossy, Cow::Owned(_));
-    let masked_text = crate::mask::mask_sql(&lossy);
-    let masked = matches!(masked_text, Cow::Owned(_));
-    AuditedQuery::new(
-        masked_text.into_owned(),
-        raw.len(),
-        invalid_utf8,
-        masked,
-        max,
-    )
-}
-
-fn param_text(p: &Option<Bytes>, binary: bool) -> String {
-    match p {
-        None => "NULL".into(),
-        Some(b) if binary => crate::query_text::param_text(b, |b| {
-            use base64::Engine as _;
-            format!(
-                "base64:{}",
-                base64::engine::general_purpose::STANDARD.encode(b)
-            )
-        }),
-        Some(b) => crate::query_text::param_text(b, |b| String::from_utf8_lossy(b).into_owned()),
-    }
-}
-
-/// What the events of one client message are made with.
-struct Audit<'a> {
-    /// The session's shared fields ([`Session::head`]).
-    head: &'a Fragment,
-    /// When the message arrived.
-    stamp: Stamp,
-    /// The longest query text or parameter list stored.
-    max_query_bytes: usize,
-}
-
-impl Audit<'_> {
-    fn event(&self, kind: EventKind) -> Event {
-        Event::stamped(kind, &self.stamp, self.head)
-    }
-}
-
-/// The audit events one client message produces (Execute yields two: the statement event and
-/// the `db.session.query` with the bound parameters).
-fn audit_frontend(a: &Audit<'_>, st: &mut Statements, frame: &Frame, out: &mut Vec<Event>) {
-    if let Some(e) = audit_frontend_one(a, st, frame, out) {
-        out.push(e);
-    }
-}
-
-fn audit_frontend_one(
-    a: &Audit<'_>,
-    st: &mut Statements,
-    frame: &Frame,
-    extra: &mut Vec<Event>,
-) -> Option<Event> {
-    let msg = FrontendMessage::decode(frame).ok()?;
-    match msg {
-        FrontendMessage::Query(q) => {
-            let mut e = a.event(EventKind::DbSessionQuery);
-            let q = audited_query(&q.sql, a.max_query_bytes);
-            query_field(&mut e, "db_query", &q);
-            e.set("db_query_parameters", Vec::<String>::new());
-            Some(e)
-        }
-        FrontendMessage::Parse(p) => {
-            let name = text(&p.name);
-            let query = audited_query(&p.query, a.max_query_bytes);
-            let mut e = a
-                .event(EventKind::PostgresParse)
-                .with("statement_name", &name);
-            query_field(&mut e, "query", &query);
-            let statement = Statement {
-                name: Arc::from(name.as_str()),
-                query: Arc::new(query_fragment("db_query", &query)),
-            };
-            st.statements.put(&name, statement);
-            Some(e)
-        }
-        FrontendMessage::Bind(b) => {
-            let name = b.statement.to_string_lossy();
-            let (statement, query) = match st.statements.get(&name) {
-                Some(known) => (Arc::clone(&known.name), Some(Arc::clone(&known.query))),
-                None => (Arc::from(&*name), None),
-            };
-            let params = Json::of(&crate::query_text::capped_params(
-                b.params.iter().enumerate().map(|(i, p)| {
-                    let binary = match b.param_formats.as_slice() {
-                        [] => false,
-                        [one] => *one == 1,
-                        many => many.get(i).copied() == Some(1),
-                    };
-                    param_text(p, binary)
-                }),
-                a.max_query_bytes,
-            ));
-            let portal_name = b.portal.to_string_lossy();
-            let e = a
-                .event(EventKind::PostgresBind)
-                .with("statement_name", &*statement)
-                .with("portal_name", &*portal_name)
-                .with_json("parameters", &params);
-            let bound = Portal {
-                statement,
-                query,
-                params,
-            };
-            // Pipelined clients bind the same (often unnamed) portal over and over: its entry
-            // is reused rather than a key allocated each time.
-            st.portals.put(&portal_name, bound);
-            Some(e)
-        }
-        FrontendMessage::Execute(x) => {
-            let portal = x.portal.to_string_lossy();
-            let mut out = a
-                .event(EventKind::PostgresExecute)
-                .with("portal_name", &*portal);
-            if let Some(p) = st.portals.get(&portal) {
-                if let Some(q) = &p.query {
-                    // Also the query event SIEM rules look for, with the bound parameters.
-                    let mut qe = a.event(EventKind::DbSessionQuery);
-                    qe.add_fragment(q);
-                    qe.set_json("db_query_parameters", &p.params);
-                    extra.push(qe);
-                }
-                out.set("statement_name", &*p.statement);
-            }
-            Some(out)
-        }
-        FrontendMessage::Close(c) => {
-            let name = text(&c.name);
-            let e = a.event(EventKind::PostgresClose);
-            Some(match c.target {
-                Target::Statement => {
-                    st.statements.remove(&name);
-                    e.with("statement_name", name)
-                }
-                Target::Portal => {
-                    st.portals.remove(&name);
-                    e.with("portal_name", name)
-                }
-            })
-        }
-        FrontendMessage::FunctionCall(f) => {
-            // Capped like a Bind's parameters: a call may carry 65,535 arguments.
-            let args = crate::query_text::capped_params(
-                f.args.iter().map(|a| param_text(a, true)),
-                a.max_query_bytes,
-            );
-            Some(
-                a.event(EventKind::PostgresFunctionCall)
-                    .with("function_oid", f.function_oid)
-                    .with("function_args", args),
-            )
-        }
-        _ => None,
-    }
 }
 
 /// Relays until either side ends or the session must stop; returns why it stopped, if the
@@ -680,7 +439,9 @@ where
     let c2s = {
         let activity = activity.clone();
         async move {
-            let mut st = Statements::default();
+            let mut st = ClientAudit::new();
+            // One buffer for every message's events, kept between messages.
+            let mut events = Lines::new();
             let mut refuse_tx = Some(refuse_tx);
             loop {
                 let n = complete_prefix(&framer, &cbuf)
@@ -688,10 +449,10 @@ where
                 if n > 0 {
                     let chunk = cbuf.split_to(n).freeze();
                     let mut terminate = false;
-                    let mut events = Vec::new();
+                    events.clear();
                     let audit_queries = s.spec.audit_queries;
                     // One clock read for everything the client sent at once.
-                    let audit = audit_queries.then(|| Audit {
+                    let audit = audit_queries.then(|| Context {
                         head: s.head(),
                         stamp: Stamp::now(),
                         max_query_bytes: agent.audit.max_query_bytes(),
@@ -701,12 +462,12 @@ where
                             terminate = true;
                         }
                         if let Some(a) = &audit {
-                            audit_frontend(a, &mut st, &frame, &mut events);
+                            st.message(a, &frame, &mut events);
                         }
                     }
                     // The events are on disk before the database sees the messages: a query
                     // that ran is in the audit log whatever dies afterwards.
-                    if !record_activity(agent, s, events, &mut refuse_tx).await {
+                    if !record_lines(agent, s, &events, &mut refuse_tx).await {
                         // The server side sends the FATAL and ends the session.
                         return std::future::pending().await;
                     }

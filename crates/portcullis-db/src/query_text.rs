@@ -2,6 +2,8 @@
 //! invalid UTF-8 flagged, long text cut at `db_service.audit.max_query_bytes` with the
 //! original length kept, so an auditor can tell what was changed on the way in.
 
+use std::borrow::Cow;
+
 use portcullis_audit::{Event, Fragment};
 
 /// What follows query text cut at `db_service.audit.max_query_bytes`.
@@ -16,27 +18,36 @@ pub const MAX_PARAM_BYTES: usize = 4096;
 /// [`portcullis_api::MAX_EVENTS_BODY`] (a test checks it).
 pub const MAX_QUERY_BYTES_CEILING: usize = 512 * 1024;
 
-/// A parameter value as text, cut to [`MAX_PARAM_BYTES`].
-pub fn param_text(value: &[u8], render: impl Fn(&[u8]) -> String) -> String {
+/// A parameter value as text, cut to [`MAX_PARAM_BYTES`] (borrowed when `render` can borrow:
+/// most parameters are short UTF-8 text).
+pub fn param_text<'a>(value: &'a [u8], render: impl Fn(&'a [u8]) -> Cow<'a, str>) -> Cow<'a, str> {
     if value.len() <= MAX_PARAM_BYTES {
         return render(value);
     }
     let head = value.get(..MAX_PARAM_BYTES).unwrap_or_default();
-    format!("{}{TRUNCATED_MARKER} ({} bytes)", render(head), value.len())
+    Cow::Owned(format!(
+        "{}{TRUNCATED_MARKER} ({} bytes)",
+        render(head),
+        value.len()
+    ))
 }
 
 /// Parameters as stored: each cut to [`MAX_PARAM_BYTES`], and once they add up to `max` bytes
 /// the rest replaced by one [`TRUNCATED_MARKER`] entry saying how many were left out.
-pub fn capped_params(params: impl ExactSizeIterator<Item = String>, max: usize) -> Vec<String> {
+pub fn capped_params<'a, S: Into<Cow<'a, str>>>(
+    params: impl ExactSizeIterator<Item = S>,
+    max: usize,
+) -> Vec<Cow<'a, str>> {
     let total = params.len();
     let mut out = Vec::with_capacity(total.min(64));
     let mut used = 0usize;
     for p in params {
+        let p = p.into();
         if used + p.len() > max && !out.is_empty() {
-            out.push(format!(
+            out.push(Cow::Owned(format!(
                 "{TRUNCATED_MARKER} ({} more parameters)",
                 total - out.len()
-            ));
+            )));
             break;
         }
         used += p.len();
@@ -136,7 +147,7 @@ mod tests {
 
     #[test]
     fn long_parameters_are_cut() {
-        let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let lossy = |b| String::from_utf8_lossy(b);
         assert_eq!(param_text(b"short", lossy), "short");
         let big = vec![b'x'; MAX_PARAM_BYTES + 10];
         let t = param_text(&big, lossy);

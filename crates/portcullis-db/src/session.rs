@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_audit::{Event, EventKind, Fragment, SessionEndReason, Stamp};
+use portcullis_audit::{Event, EventKind, Fragment, Lines, SessionEndReason, Stamp};
 use portcullis_core::database::DbProtocol;
 use portcullis_core::identity::Identity;
 use portcullis_core::rbac::{AccessChecker, EffectiveOptions};
@@ -99,7 +99,19 @@ pub async fn record_activity(
     if !s.spec.audit_queries {
         events.retain(|e| e.kind() == EventKind::DbSessionQueryFailed);
     }
-    match agent.audit.record(events).await {
+    record_lines(agent, s, &Lines::from(events), end).await
+}
+
+/// [`record_activity`] for events already written as lines (the PostgreSQL engine writes
+/// them straight into one buffer per session, and only when the database's queries are
+/// audited).
+pub async fn record_lines(
+    agent: &Agent,
+    s: &Session,
+    lines: &Lines,
+    end: &mut Option<tokio::sync::oneshot::Sender<Refusal>>,
+) -> bool {
+    match agent.audit.record_lines(lines).await {
         Ok(()) => true,
         Err(e) => {
             tracing::warn!(sid = %s.sid, error = %e, "ending the session: its audit events cannot be recorded");

@@ -35,6 +35,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use portcullis_audit::Lines;
 use portcullis_mapfile::MappedFile;
 
 /// How often the shipper looks for new events and [`Spool::maintain`] runs: events reach auth
@@ -501,13 +502,13 @@ impl Spool {
     /// Appends groups of event lines (each group all or nothing); returns one result per
     /// group. `Ok` means the group is in the page cache, and on disk if every append is
     /// fsynced.
-    pub fn append(&self, groups: &[(Vec<Vec<u8>>, Class)]) -> Vec<Result<(), Refused>> {
+    pub fn append(&self, groups: &[(&Lines, Class)]) -> Vec<Result<(), Refused>> {
         let mut inner = self.lock();
         let mut results = Vec::with_capacity(groups.len());
         let mut dirty = false;
-        for (lines, class) in groups {
-            let bytes: u64 = lines.iter().map(|l| l.len() as u64 + 1).sum();
-            let lost = match self.make_room(&mut inner, bytes, *class) {
+        for &(lines, class) in groups {
+            let bytes = lines.as_bytes().len() as u64;
+            let lost = match self.make_room(&mut inner, bytes, class) {
                 Ok(lost) => lost,
                 Err(r) => {
                     self.stats
@@ -518,8 +519,9 @@ impl Spool {
                 }
             };
             if lost > 0 {
-                let line = (self.gap)(lost);
-                if let Err(e) = self.write(&mut inner, std::slice::from_ref(&line), lost) {
+                let mut line = Lines::new();
+                line.push_line(&(self.gap)(lost));
+                if let Err(e) = self.write(&mut inner, &line, lost) {
                     tracing::error!(error = %e, lost, "could not spool the audit.gap event");
                 }
                 dirty = true;
@@ -637,8 +639,8 @@ impl Spool {
     }
 
     /// Appends `lines`; `gap_lost` > 0 marks them as one `audit.gap` event for that many.
-    fn write(&self, inner: &mut Inner, lines: &[Vec<u8>], gap_lost: u64) -> std::io::Result<()> {
-        let bytes: u64 = lines.iter().map(|l| l.len() as u64 + 1).sum();
+    fn write(&self, inner: &mut Inner, lines: &Lines, gap_lost: u64) -> std::io::Result<()> {
+        let bytes = lines.as_bytes().len() as u64;
         if inner
             .open
             .as_ref()
@@ -652,14 +654,10 @@ impl Spool {
         let Some(w) = inner.open.as_mut() else {
             return Err(std::io::Error::other("no open audit spool segment"));
         };
-        let mut at = usize::try_from(w.seg.bytes).map_err(std::io::Error::other)?;
-        for l in lines {
-            w.map
-                .write_at(at, l)
-                .and_then(|()| w.map.write_at(at + l.len(), b"\n"))
-                .map_err(std::io::Error::other)?;
-            at += l.len() + 1;
-        }
+        let at = usize::try_from(w.seg.bytes).map_err(std::io::Error::other)?;
+        w.map
+            .write_at(at, lines.as_bytes())
+            .map_err(std::io::Error::other)?;
         w.seg.bytes += bytes;
         if gap_lost > 0 {
             w.seg.gap_lost += gap_lost;
@@ -888,6 +886,13 @@ mod tests {
         )
     }
 
+    /// One event line.
+    fn one(text: &str) -> Lines {
+        let mut l = Lines::new();
+        l.push_line(text.as_bytes());
+        l
+    }
+
     fn gap() -> GapEvent {
         Box::new(|lost| {
             format!("{{\"uid\":\"gap-{lost}\",\"event\":\"audit.gap\",\"lost\":{lost}}}")
@@ -923,7 +928,7 @@ mod tests {
         s.set_fsync_each(false);
         s.maintain(Duration::ZERO).unwrap();
         for i in 0..10 {
-            assert!(s.append(&[(vec![line(i).into_bytes()], Class::Activity)])[0].is_ok());
+            assert!(s.append(&[(&one(&line(i)), Class::Activity)])[0].is_ok());
         }
         // The segment is mapped and pre-sized: its events, then zeros.
         let seg = segment_path(d.path(), 1);
@@ -950,7 +955,7 @@ mod tests {
         assert!(got[10].starts_with("{\"uid\":\"torn"));
         assert_eq!(files(d.path()), [STANDBY]);
         // New events after a restart start a new segment, and are fresh.
-        assert!(s.append(&[(vec![line(11).into_bytes()], Class::Activity)])[0].is_ok());
+        assert!(s.append(&[(&one(&line(11)), Class::Activity)])[0].is_ok());
         let u = s.unshipped(Vec::new()).unwrap().unwrap();
         assert!(u.fresh);
         assert_eq!(u.seq, 2);
@@ -963,20 +968,20 @@ mod tests {
         let s = Spool::open(d.path(), 32 * 1024, WhenFull::RefuseSessions, gap()).unwrap();
         s.set_fsync_each(false);
         for i in 0..5 {
-            assert!(s.append(&[(vec![line(i).into_bytes()], Class::Activity)])[0].is_ok());
+            assert!(s.append(&[(&one(&line(i)), Class::Activity)])[0].is_ok());
         }
         let u = s.unshipped(Vec::new()).unwrap().unwrap();
         assert_eq!(String::from_utf8(u.data).unwrap().lines().count(), 5);
         assert!(s.shipped(u.seq, u.end, 5), "everything delivered");
         assert!(s.unshipped(Vec::new()).unwrap().is_none());
         // Nothing is read twice: the next read starts where delivery ended.
-        assert!(s.append(&[(vec![line(5).into_bytes()], Class::Activity)])[0].is_ok());
+        assert!(s.append(&[(&one(&line(5)), Class::Activity)])[0].is_ok());
         let u = s.unshipped(Vec::new()).unwrap().unwrap();
         assert_eq!(String::from_utf8(u.data).unwrap(), format!("{}\n", line(5)));
         s.shipped(u.seq, u.end, 1);
         // Fill past one segment: the first is retired, then finished and deleted.
         for i in 6..60 {
-            assert!(s.append(&[(vec![line(i).into_bytes()], Class::Activity)])[0].is_ok());
+            assert!(s.append(&[(&one(&line(i)), Class::Activity)])[0].is_ok());
         }
         let got = drain(&s);
         assert_eq!(got, (6..60).map(line).collect::<Vec<_>>());
@@ -994,9 +999,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let s = Spool::open(d.path(), 32 * 1024, WhenFull::RefuseSessions, gap()).unwrap();
         let big = format!("{{\"uid\":\"big\",\"q\":\"{}\"}}", "x".repeat(10_000));
-        assert!(s.append(&[(vec![line(0).into_bytes()], Class::Activity)])[0].is_ok());
-        assert!(s.append(&[(vec![big.clone().into_bytes()], Class::Activity)])[0].is_ok());
-        assert!(s.append(&[(vec![line(1).into_bytes()], Class::Activity)])[0].is_ok());
+        assert!(s.append(&[(&one(&line(0)), Class::Activity)])[0].is_ok());
+        assert!(s.append(&[(&one(&big), Class::Activity)])[0].is_ok());
+        assert!(s.append(&[(&one(&line(1)), Class::Activity)])[0].is_ok());
         assert_eq!(drain(&s), [line(0), big, line(1)]);
     }
 
@@ -1005,15 +1010,15 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let s = Spool::open(d.path(), 8192, WhenFull::RefuseSessions, gap()).unwrap();
         let mut ok = 0;
-        while s.append(&[(vec![line(ok).into_bytes()], Class::Activity)])[0].is_ok() {
+        while s.append(&[(&one(&line(ok)), Class::Activity)])[0].is_ok() {
             ok += 1;
         }
         assert!(!s.accepting_sessions());
         assert_eq!(
-            s.append(&[(vec![line(0).into_bytes()], Class::Activity)])[0],
+            s.append(&[(&one(&line(0)), Class::Activity)])[0],
             Err(Refused::Full)
         );
-        assert!(s.append(&[(vec![line(999).into_bytes()], Class::Control)])[0].is_ok());
+        assert!(s.append(&[(&one(&line(999)), Class::Control)])[0].is_ok());
         let got = drain(&s);
         assert_eq!(got.len(), ok + 1);
         assert!(s.accepting_sessions());
@@ -1024,7 +1029,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let s = Spool::open(d.path(), 8192, WhenFull::DropOldest, gap()).unwrap();
         for i in 0..200 {
-            assert!(s.append(&[(vec![line(i).into_bytes()], Class::Activity)])[0].is_ok());
+            assert!(s.append(&[(&one(&line(i)), Class::Activity)])[0].is_ok());
         }
         assert!(s.lock().used <= 8192);
         let dropped = s.stats.dropped.load(Ordering::Relaxed);
@@ -1049,7 +1054,7 @@ mod tests {
     /// Appends `n` events from `from`; returns the next index.
     fn fill(s: &Spool, from: usize, n: usize) -> usize {
         for i in from..from + n {
-            assert!(s.append(&[(vec![line(i).into_bytes()], Class::Activity)])[0].is_ok());
+            assert!(s.append(&[(&one(&line(i)), Class::Activity)])[0].is_ok());
         }
         from + n
     }

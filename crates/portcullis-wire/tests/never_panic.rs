@@ -109,6 +109,19 @@ proptest! {
             result_formats: formats,
         };
         let f = b.to_frame().unwrap();
+        // Read in place, the same values, and each parameter's format by the
+        // none/one/each convention.
+        let v = portcullis_wire::postgres::BindView::parse(&f.body).unwrap();
+        prop_assert_eq!(v.params().len(), b.params.len());
+        for (i, (got, want)) in v.params().zip(&b.params).enumerate() {
+            prop_assert_eq!(got, want.as_deref());
+            let binary = match b.param_formats.as_slice() {
+                [] => false,
+                [one] => *one == 1,
+                many => many.get(i) == Some(&1),
+            };
+            prop_assert_eq!(v.is_binary(i), binary, "parameter {}", i);
+        }
         prop_assert_eq!(Bind::from_frame(&f).unwrap(), b);
     }
 }

@@ -2,7 +2,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::buf::{put_count, put_cstr, put_nullable, Reader};
+use super::buf::{put_count, put_cstr, put_nullable, SliceReader};
 use super::{Message, PgString};
 use crate::WireError;
 
@@ -27,31 +27,14 @@ impl Message for Bind {
     const NAME: &'static str = "Bind";
 
     fn decode(body: Bytes) -> Result<Self, WireError> {
-        let mut r = Reader::new(Self::NAME, body);
-        let portal = r.cstr("portal name")?.into();
-        let statement = r.cstr("statement name")?.into();
-        let n = usize::from(r.u16("parameter format count")?);
-        let mut param_formats = Vec::with_capacity(r.capacity_for(n, 2));
-        for _ in 0..n {
-            param_formats.push(r.i16("parameter format")?);
-        }
-        let n = usize::from(r.u16("parameter count")?);
-        let mut params = Vec::with_capacity(r.capacity_for(n, 4));
-        for _ in 0..n {
-            params.push(r.nullable("parameter value")?);
-        }
-        let n = usize::from(r.u16("result format count")?);
-        let mut result_formats = Vec::with_capacity(r.capacity_for(n, 2));
-        for _ in 0..n {
-            result_formats.push(r.i16("result format")?);
-        }
-        r.finish()?;
+        let v = BindView::parse(&body)?;
+        let part = |p: &[u8]| body.slice_ref(p);
         Ok(Self {
-            portal,
-            statement,
-            param_formats,
-            params,
-            result_formats,
+            portal: part(v.portal).into(),
+            statement: part(v.statement).into(),
+            param_formats: v.param_formats().collect(),
+            params: v.params().map(|p| p.map(part)).collect(),
+            result_formats: v.result_formats().collect(),
         })
     }
 
@@ -78,3 +61,113 @@ impl Message for Bind {
         Ok(())
     }
 }
+
+/// A Bind read in place: names and values borrow the message body, nothing is allocated.
+/// The audit log reads every Bind a client sends and keeps only text made from it, so it
+/// reads this; [`Bind::decode`] is built on it, so both check a message the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BindView<'a> {
+    /// Destination portal; empty for the unnamed portal.
+    pub portal: &'a [u8],
+    /// Source prepared statement; empty for the unnamed statement.
+    pub statement: &'a [u8],
+    /// The parameter format codes, two bytes each.
+    formats: &'a [u8],
+    /// How many parameters.
+    count: usize,
+    /// The parameters as on the wire: length (-1 = NULL), then the value.
+    values: &'a [u8],
+    /// The result format codes, two bytes each.
+    result_formats: &'a [u8],
+}
+
+impl<'a> BindView<'a> {
+    /// Reads a Bind message's body, checking all of it.
+    pub fn parse(body: &'a [u8]) -> Result<Self, WireError> {
+        const NAME: &str = Bind::NAME;
+        let mut r = SliceReader::new(NAME, body);
+        let portal = r.cstr("portal name")?;
+        let statement = r.cstr("statement name")?;
+        let n = usize::from(r.u16("parameter format count")?);
+        let formats = r.take(2 * n, "parameter format")?;
+        let count = usize::from(r.u16("parameter count")?);
+        let start = r.rest();
+        for _ in 0..count {
+            r.nullable("parameter value")?;
+        }
+        let values = start
+            .get(..start.len() - r.rest().len())
+            .unwrap_or_default();
+        let n = usize::from(r.u16("result format count")?);
+        let result_formats = r.take(2 * n, "result format")?;
+        r.finish()?;
+        Ok(Self {
+            portal,
+            statement,
+            formats,
+            count,
+            values,
+            result_formats,
+        })
+    }
+
+    /// The parameter format codes (0 text, 1 binary): none (all text), one (for all) or one
+    /// each.
+    pub fn param_formats(&self) -> impl ExactSizeIterator<Item = i16> + 'a {
+        codes(self.formats)
+    }
+
+    /// Whether parameter `i` is sent in binary, by the none/one/each convention.
+    pub fn is_binary(&self, i: usize) -> bool {
+        let at = if self.formats.len() == 2 { 0 } else { 2 * i };
+        self.formats.get(at..at + 2) == Some(&[0u8, 1][..])
+    }
+
+    /// The parameter values in order; `None` is SQL NULL.
+    pub fn params(&self) -> Params<'a> {
+        Params {
+            reader: SliceReader::new(Bind::NAME, self.values),
+            left: self.count,
+        }
+    }
+
+    /// The result column format codes, with the same none/one/each convention.
+    pub fn result_formats(&self) -> impl ExactSizeIterator<Item = i16> + 'a {
+        codes(self.result_formats)
+    }
+}
+
+/// Big-endian 16-bit codes.
+fn codes(raw: &[u8]) -> impl ExactSizeIterator<Item = i16> + '_ {
+    raw.chunks_exact(2).map(|c| {
+        i16::from_be_bytes([
+            c.first().copied().unwrap_or(0),
+            c.get(1).copied().unwrap_or(0),
+        ])
+    })
+}
+
+/// A Bind's parameter values, read in place ([`BindView::params`]).
+pub struct Params<'a> {
+    reader: SliceReader<'a>,
+    left: usize,
+}
+
+impl<'a> Iterator for Params<'a> {
+    type Item = Option<&'a [u8]>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        // Checked by `BindView::parse`: reading again cannot fail.
+        self.reader.nullable("parameter value").ok()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for Params<'_> {}

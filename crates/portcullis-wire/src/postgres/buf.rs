@@ -129,6 +129,98 @@ impl Reader {
     }
 }
 
+/// [`Reader`] over borrowed bytes, for messages read in place (a Bind on the audit path):
+/// the same checks and the same errors, and nothing allocated or reference-counted.
+pub(crate) struct SliceReader<'a> {
+    buf: &'a [u8],
+    message: &'static str,
+}
+
+impl<'a> SliceReader<'a> {
+    /// Starts reading `buf`, the body of a `message`, named in errors.
+    pub(crate) fn new(message: &'static str, buf: &'a [u8]) -> Self {
+        Self { buf, message }
+    }
+
+    /// Exactly `n` bytes.
+    pub(crate) fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], WireError> {
+        let Some((head, rest)) = self.buf.split_at_checked(n) else {
+            return Err(WireError::Truncated {
+                message: self.message,
+                field,
+            });
+        };
+        self.buf = rest;
+        Ok(head)
+    }
+
+    /// An unsigned 16-bit integer.
+    pub(crate) fn u16(&mut self, field: &'static str) -> Result<u16, WireError> {
+        let b = self.take(2, field)?;
+        Ok(u16::from_be_bytes([
+            b.first().copied().unwrap_or(0),
+            b.get(1).copied().unwrap_or(0),
+        ]))
+    }
+
+    /// A signed 32-bit integer.
+    pub(crate) fn i32(&mut self, field: &'static str) -> Result<i32, WireError> {
+        let b: [u8; 4] = self
+            .take(4, field)?
+            .try_into()
+            .map_err(|_| WireError::Truncated {
+                message: self.message,
+                field,
+            })?;
+        Ok(i32::from_be_bytes(b))
+    }
+
+    /// A NUL-terminated string, without its NUL.
+    pub(crate) fn cstr(&mut self, field: &'static str) -> Result<&'a [u8], WireError> {
+        let Some(nul) = self.buf.iter().position(|&b| b == 0) else {
+            return Err(WireError::MissingNul {
+                message: self.message,
+                field,
+            });
+        };
+        let s = self.take(nul, field)?;
+        self.take(1, field)?;
+        Ok(s)
+    }
+
+    /// A length-prefixed (`Int32`, -1 = NULL) value, as in Bind and FunctionCall.
+    pub(crate) fn nullable(&mut self, field: &'static str) -> Result<Option<&'a [u8]>, WireError> {
+        match self.i32(field)? {
+            -1 => Ok(None),
+            n => {
+                let n = usize::try_from(n).map_err(|_| WireError::InvalidValue {
+                    message: self.message,
+                    field: "value length",
+                    value: i64::from(n),
+                })?;
+                self.take(n, field).map(Some)
+            }
+        }
+    }
+
+    /// Everything left.
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        self.buf
+    }
+
+    /// Ends decoding; bytes left over are an error.
+    pub(crate) fn finish(self) -> Result<(), WireError> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(WireError::TrailingBytes {
+                message: self.message,
+                count: self.buf.len(),
+            })
+        }
+    }
+}
+
 /// Appends `s` and its NUL terminator, refusing a NUL inside `s`.
 pub(crate) fn put_cstr(
     dst: &mut BytesMut,

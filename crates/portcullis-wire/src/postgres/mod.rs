@@ -92,7 +92,7 @@ mod terminate;
 
 pub use authentication::Authentication;
 pub use backend_key_data::BackendKeyData;
-pub use bind::Bind;
+pub use bind::{Bind, BindView, Params};
 pub use close::Close;
 pub use copy_data::CopyData;
 pub use copy_done::CopyDone;
