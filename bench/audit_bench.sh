@@ -27,7 +27,8 @@
 # 2-CPU machine adds), AUDIT_BENCH_PERF=1 (perf record the cluster during the first round of each
 # workload, both paths; reports kept in the temp dir; AUDIT_BENCH_PERF=callers records call
 # graphs too, at a lower rate, for `perf report -g caller`; AUDIT_BENCH_PERF=system records every
-# process and the kernel, for `perf report --sort comm,dso`).
+# process and the kernel, for `perf report --sort comm,dso`; AUDIT_BENCH_PERF_FREQ sets the sampling
+# rate, 999 Hz by default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD

@@ -440,8 +440,9 @@ async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>) {
             }
         };
         let lines = batch.events;
-        // A large round means more is waiting (see `behind` below).
-        let large = batch.data.len() >= BATCH_BYTES;
+        // A large round means more is waiting (see `behind` below); so does a round that
+        // ended a segment sessions have moved on from.
+        let large = batch.data.len() >= BATCH_BYTES || batch.closed;
         let delivered = if local && batch.fresh {
             let d = Arc::clone(&deliver);
             let data = batch.data;

@@ -251,6 +251,9 @@ pub struct Unshipped {
     pub fresh: bool,
     /// The lines, each ending in `\n`.
     pub data: Vec<u8>,
+    /// The segment was no longer the one being written when it was read: whatever sessions
+    /// appended since is in a newer segment, and waits for the next round.
+    pub closed: bool,
 }
 
 /// The spool (cheap to clone; methods that touch files block, so call them from blocking
@@ -801,13 +804,14 @@ impl Spool {
     /// `None` when everything is delivered. The events are read into `buf` (cleared first),
     /// so the shipper can reuse one buffer round after round.
     pub fn unshipped(&self, buf: Vec<u8>) -> std::io::Result<Option<Unshipped>> {
-        let (seq, from, end, events, fresh) = {
+        let (seq, from, end, events, fresh, closed) = {
             let inner = self.lock();
             let Some(seg) = inner.segments().find(|s| s.undelivered() > 0) else {
                 return Ok(None);
             };
             let events = seg.events - seg.shipped_events;
-            (seg.seq, seg.shipped, seg.bytes, events, seg.fresh)
+            let closed = inner.open.as_ref().is_none_or(|w| w.seg.seq != seg.seq);
+            (seg.seq, seg.shipped, seg.bytes, events, seg.fresh, closed)
         };
         let len = usize::try_from(end - from).map_err(std::io::Error::other)?;
         let mut data = buf;
@@ -835,6 +839,7 @@ impl Spool {
             events,
             fresh,
             data,
+            closed,
         }))
     }
 
@@ -971,6 +976,7 @@ mod tests {
             assert!(s.append(&[(&one(&line(i)), Class::Activity)])[0].is_ok());
         }
         let u = s.unshipped(Vec::new()).unwrap().unwrap();
+        assert!(!u.closed, "read from the segment being written");
         assert_eq!(String::from_utf8(u.data).unwrap().lines().count(), 5);
         assert!(s.shipped(u.seq, u.end, 5), "everything delivered");
         assert!(s.unshipped(Vec::new()).unwrap().is_none());
@@ -983,7 +989,18 @@ mod tests {
         for i in 6..60 {
             assert!(s.append(&[(&one(&line(i)), Class::Activity)])[0].is_ok());
         }
-        let got = drain(&s);
+        // The retired segment is read first, and says that more waits in a newer one (the
+        // shipper goes on at once instead of waiting for its next round).
+        let mut got = Vec::new();
+        for closed in [true, false] {
+            let u = s.unshipped(Vec::new()).unwrap().unwrap();
+            assert_eq!(u.closed, closed);
+            let text = String::from_utf8(u.data).unwrap();
+            got.extend(text.lines().map(str::to_owned));
+            s.shipped(u.seq, u.end, text.lines().count() as u64);
+        }
+        assert!(s.unshipped(Vec::new()).unwrap().is_none(), "two segments");
+        s.maintain(Duration::ZERO).unwrap();
         assert_eq!(got, (6..60).map(line).collect::<Vec<_>>());
         let left = files(d.path());
         assert!(
