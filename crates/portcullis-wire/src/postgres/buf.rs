@@ -71,38 +71,24 @@ impl Reader {
         Ok(self.buf.split_to(n))
     }
 
-    /// A NUL-terminated string, without its NUL, sharing the body's allocation.
+    /// A NUL-terminated string, without its NUL, sharing the body's allocation (read and
+    /// checked by [`SliceReader::cstr`]).
     pub(crate) fn cstr(&mut self, field: &'static str) -> Result<Bytes, WireError> {
-        let Some(nul) = self.buf.iter().position(|&b| b == 0) else {
-            return Err(WireError::MissingNul {
-                message: self.message,
-                field,
-            });
-        };
-        let s = self.buf.split_to(nul);
-        self.buf.advance(1);
+        let mut r = SliceReader::new(self.message, &self.buf);
+        let s = self.buf.slice_ref(r.cstr(field)?);
+        let used = self.buf.len() - r.rest().len();
+        self.buf.advance(used);
         Ok(s)
     }
 
-    /// A length-prefixed (`Int32`, -1 = NULL) value, as in Bind and FunctionCall.
+    /// A length-prefixed (`Int32`, -1 = NULL) value, as in Bind and FunctionCall (read and
+    /// checked by [`SliceReader::nullable`]).
     pub(crate) fn nullable(&mut self, field: &'static str) -> Result<Option<Bytes>, WireError> {
-        let len = self.i32(field)?;
-        match len {
-            -1 => Ok(None),
-            n if n < -1 => Err(WireError::InvalidValue {
-                message: self.message,
-                field: "value length",
-                value: i64::from(n),
-            }),
-            n => {
-                let n = usize::try_from(n).map_err(|_| WireError::InvalidValue {
-                    message: self.message,
-                    field: "value length",
-                    value: i64::from(n),
-                })?;
-                self.bytes(n, field).map(Some)
-            }
-        }
+        let mut r = SliceReader::new(self.message, &self.buf);
+        let v = r.nullable(field)?.map(|v| self.buf.slice_ref(v));
+        let used = self.buf.len() - r.rest().len();
+        self.buf.advance(used);
+        Ok(v)
     }
 
     /// Everything left.
@@ -118,14 +104,7 @@ impl Reader {
 
     /// Ends decoding; bytes left over are an error.
     pub(crate) fn finish(self) -> Result<(), WireError> {
-        if self.buf.is_empty() {
-            Ok(())
-        } else {
-            Err(WireError::TrailingBytes {
-                message: self.message,
-                count: self.buf.len(),
-            })
-        }
+        SliceReader::new(self.message, &self.buf).finish()
     }
 }
 
