@@ -635,11 +635,20 @@ impl Lines {
         self.count == 0
     }
 
-    /// Empties it, keeping the memory for the next message's events.
+    /// Empties it, keeping the memory for the next message's events — up to
+    /// [`Lines::KEEP`]: a session that once sent a megabyte-sized query does not hold a
+    /// megabyte for the rest of its life.
     pub fn clear(&mut self) {
-        self.buf.clear();
+        if self.buf.capacity() > Self::KEEP {
+            self.buf = Vec::new();
+        } else {
+            self.buf.clear();
+        }
         self.count = 0;
     }
+
+    /// Most memory [`Lines::clear`] keeps.
+    pub const KEEP: usize = 64 * 1024;
 
     /// Each event's JSON text, without its newline.
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
@@ -990,5 +999,17 @@ mod tests {
         lines.clear();
         assert!(lines.is_empty() && lines.as_bytes().is_empty());
         assert_eq!(lines.iter().count(), 0);
+        // Small buffers are kept for the next message; a large one is let go.
+        lines.push_line(&[b'x'; 100]);
+        let small = lines.buf.capacity();
+        lines.clear();
+        assert_eq!(lines.buf.capacity(), small);
+        lines.push_line(&vec![b'x'; Lines::KEEP + 1]);
+        lines.clear();
+        assert!(
+            lines.buf.capacity() <= Lines::KEEP,
+            "{}",
+            lines.buf.capacity()
+        );
     }
 }

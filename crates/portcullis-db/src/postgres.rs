@@ -449,7 +449,6 @@ where
                 if n > 0 {
                     let chunk = cbuf.split_to(n).freeze();
                     let mut terminate = false;
-                    events.clear();
                     let audit_queries = s.spec.audit_queries;
                     // One clock read for everything the client sent at once.
                     let audit = audit_queries.then(|| Context {
@@ -467,7 +466,10 @@ where
                     }
                     // The events are on disk before the database sees the messages: a query
                     // that ran is in the audit log whatever dies afterwards.
-                    if !record_lines(agent, s, &events, &mut refuse_tx).await {
+                    let recorded = record_lines(agent, s, &events, &mut refuse_tx).await;
+                    // Emptied now, so an idle session keeps no large buffer.
+                    events.clear();
+                    if !recorded {
                         // The server side sends the FATAL and ends the session.
                         return std::future::pending().await;
                     }
