@@ -28,7 +28,10 @@
 # workload, both paths; reports kept in the temp dir; AUDIT_BENCH_PERF=callers records call
 # graphs too, at a lower rate, for `perf report -g caller`; AUDIT_BENCH_PERF=system records every
 # process and the kernel, for `perf report --sort comm,dso`; AUDIT_BENCH_PERF_FREQ sets the sampling
-# rate, 999 Hz by default).
+# rate, 999 Hz by default), AUDIT_BENCH_CALLGRIND=1 (run the cluster under valgrind's callgrind and
+# also report the instructions it executes per transaction: a count that does not move with
+# the host's noise, though it leaves out the kernel and cache effects; slow: use small
+# AUDIT_BENCH_RATE-free runs of a few seconds, e.g. AUDIT_BENCH_T=20 AUDIT_BENCH_ROUNDS=2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -71,6 +74,12 @@ trap 'exit 130' INT TERM
 # shellcheck source=bench/lib.sh
 . "$repo/bench/lib.sh"
 
+if [ -n "${AUDIT_BENCH_CALLGRIND:-}" ]; then
+  command -v callgrind_control >/dev/null || die "AUDIT_BENCH_CALLGRIND needs valgrind (apt-get install valgrind)"
+  [ "$TOPOLOGY" = single ] || die "AUDIT_BENCH_CALLGRIND counts the cluster process: use the single topology"
+  export PORTCULLIS_WRAP="valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=$dir/callgrind.out"
+  export START_WAIT=3000
+fi
 step "cluster ($TOPOLOGY)"
 pg_port=$(free_port)
 databases=$(pg_databases)
@@ -115,16 +124,30 @@ run() {
   fi
   out="$dir/pgbench.$w.$path.$round"
   [ -n "${AUDIT_BENCH_RATE:-}" ] && args+=(-R "$AUDIT_BENCH_RATE")
+  if [ -n "${AUDIT_BENCH_CALLGRIND:-}" ]; then
+    callgrind_control -z "$cluster_pid" >/dev/null && callgrind_control -i on "$cluster_pid" >/dev/null
+  fi
   (. "$dir/$path.env"; "$pgbin/pgbench" -n "${args[@]}" -T "$T" -c 8 -j 2) >"$out" 2>&1 \
     || { cat "$out" >&2; die "pgbench $w on the $path path failed"; }
   c1=$(portcullis_ticks); read -r m1 i1 < <(machine)
   [ -n "$perf_pid" ] && wait "$perf_pid"
   sleep 1
   e1=$(events)
+  local ir=""
+  if [ -n "${AUDIT_BENCH_CALLGRIND:-}" ]; then
+    # Instructions since the zeroing, shipping and storing included (the second after the
+    # run, while the events reach the log).
+    callgrind_control -i off "$cluster_pid" >/dev/null
+    rm -f "$dir"/callgrind.out*
+    callgrind_control -d "$cluster_pid" >/dev/null
+    ir=$(cat "$dir"/callgrind.out* 2>/dev/null | awk '/^totals:/{t+=$2} /^summary:/{s+=$2} END {print (t ? t : s) + 0}')
+    # Kept for callgrind_annotate (per function).
+    cat "$dir"/callgrind.out* >"$dir/callgrind.$w.$path.$round" 2>/dev/null || true
+  fi
   tps=$(awk '/^tps = /{print $3; exit}' "$out")
   txns=$(awk '/number of transactions actually processed/{split($NF,a,"/"); print a[1]; exit}' "$out")
-  python3 -c "import sys; w,p,tps,t,c,e,hz,m,i=sys.argv[1:]; t=int(t); hz=int(hz); m=int(m); i=int(i); print(w, p, tps, f'{int(c)/hz*1e6/t:.1f}', f'{int(e)/t:.2f}', f'{m/hz*1e6/t:.1f}', f'{i/(m+i):.3f}')" \
-    "$w" "$path" "$tps" "$txns" "$((c1 - c0))" "$((e1 - e0))" "$hz" "$((m1 - m0))" "$((i1 - i0))" >>"$results"
+  python3 -c "import sys; w,p,tps,t,c,e,hz,m,i,ir=sys.argv[1:]; t=int(t); hz=int(hz); m=int(m); i=int(i); print(w, p, tps, f'{int(c)/hz*1e6/t:.1f}', f'{int(e)/t:.2f}', f'{m/hz*1e6/t:.1f}', f'{i/(m+i):.3f}', *([f'{int(ir)/t:.0f}'] if ir else []))" \
+    "$w" "$path" "$tps" "$txns" "$((c1 - c0))" "$((e1 - e0))" "$hz" "$((m1 - m0))" "$((i1 - i0))" "$ir" >>"$results"
   echo "   $w $path round $round: $tps TPS" >&2
 }
 
@@ -156,6 +179,9 @@ for w in dict.fromkeys(r[0] for r in rows):
     print(f"{w:<8} {med(on, 2):>9.0f} {med(off, 2):>9.0f} {d * 100:>6.1f}% {min(drops) * 100:>6.1f}..{max(drops) * 100:<5.1f}% "
           f"{med(on, 3):>10.1f} {med(off, 3):>7.1f} {med(on, 4):>11.2f} {med(on, 5):>18.1f} {med(off, 5):>7.1f} "
           f"{med(on, 6) * 100:>7.1f}% {med(off, 6) * 100:>5.1f}%")
+    if all(len(r) > 7 for r in on + off):
+        a, b = med(on, 7), med(off, 7)
+        print(f"{'':<8} instructions per transaction in the cluster (callgrind): on {a:,.0f}, off {b:,.0f}, audit {a - b:+,.0f} ({(a / b - 1) * 100:+.1f} %)")
 PY
 if [ -n "${AUDIT_BENCH_PERF:-}" ]; then
   for f in "$dir"/perf.*.data; do

@@ -32,9 +32,12 @@ auth_service:
 proxy_service: { enabled: true, listen_addr: '127.0.0.1:0', mysql_listen_addr: '127.0.0.1:0' }
 $db_section
 CLUSTER
-  "$bin/portcullis" start -c "$dir/cluster.yaml" </dev/null >"$dir/cluster.log" 2>&1 &
+  # PORTCULLIS_WRAP: a command the cluster runs under (valgrind), word-split; START_WAIT: tenths
+  # of a second to wait for it to come up.
+  # shellcheck disable=SC2086
+  ${PORTCULLIS_WRAP:-} "$bin/portcullis" start -c "$dir/cluster.yaml" </dev/null >"$dir/cluster.log" 2>&1 &
   cluster_pid=$!
-  for _ in $(seq 200); do
+  for _ in $(seq "${START_WAIT:-200}"); do
     [ -s "$dir/cluster/admin/proxy_addr" ] && [ -s "$dir/cluster/admin/mysql_addr" ] && [ -f "$dir/cluster/admin/identity.pem" ] && break
     kill -0 "$cluster_pid" 2>/dev/null || die "the cluster exited during start-up"
     sleep 0.1
