@@ -14,8 +14,7 @@ use std::sync::Arc;
 
 use portcullis_audit::{EventKind, Fragment, Json, LineEvent, Lines, Stamp};
 use portcullis_wire::postgres::{
-    Bind, BindView, Close, Execute, Frame, FrontendMessage, FunctionCall, Message, Parse, PgString,
-    Query, Target,
+    Bind, BindView, Close, Execute, Frame, FunctionCall, Message, Parse, PgString, Query, Target,
 };
 
 use crate::query_text::{query_fragment, AuditedQuery};
@@ -158,31 +157,28 @@ impl ClientAudit {
     /// Appends the events of one client message to `out` (none for messages the audit log
     /// does not record, or that do not decode: the database refuses those).
     pub fn message(&mut self, a: &Context<'_>, frame: &Frame, out: &mut Lines) {
-        // Only the messages recorded are decoded (not Describe, Sync or a password).
-        if !matches!(
-            frame.tag,
-            Query::TAG | Parse::TAG | Bind::TAG | Execute::TAG | Close::TAG | FunctionCall::TAG
-        ) {
-            return;
-        }
-        if frame.tag == Bind::TAG {
+        // Only the messages recorded are decoded (not Describe, Sync or a password); one that
+        // does not decode records nothing.
+        match frame.tag {
             // The message every prepared execution sends: read in place.
-            if let Ok(b) = BindView::parse(&frame.body) {
-                self.bind(a, &b, out);
+            Bind::TAG => {
+                if let Ok(b) = BindView::parse(&frame.body) {
+                    self.bind(a, &b, out);
+                }
             }
-            return;
-        }
-        let Ok(msg) = FrontendMessage::decode(frame) else {
-            return;
-        };
-        match msg {
-            FrontendMessage::Query(q) => {
+            Query::TAG => {
+                let Ok(q) = Query::from_frame(frame) else {
+                    return;
+                };
                 let q = audited_query(&q.sql, a.max_query_bytes);
                 let mut e = a.event(out, EventKind::DbSessionQuery);
                 query_field(&mut e, "db_query", &q);
                 e.set("db_query_parameters", Vec::<String>::new());
             }
-            FrontendMessage::Parse(p) => {
+            Parse::TAG => {
+                let Ok(p) = Parse::from_frame(frame) else {
+                    return;
+                };
                 let name = text(&p.name);
                 let query = audited_query(&p.query, a.max_query_bytes);
                 {
@@ -196,7 +192,10 @@ impl ClientAudit {
                 };
                 self.statements.put(&name, statement);
             }
-            FrontendMessage::Execute(x) => {
+            Execute::TAG => {
+                let Ok(x) = Execute::from_frame(frame) else {
+                    return;
+                };
                 let portal = x.portal.to_string_lossy();
                 let bound = self.portals.get(&portal);
                 if let Some(q) = bound.and_then(|p| p.query.as_ref().map(|q| (q, &p.params))) {
@@ -211,7 +210,10 @@ impl ClientAudit {
                     e.set_str("statement_name", &p.statement);
                 }
             }
-            FrontendMessage::Close(c) => {
+            Close::TAG => {
+                let Ok(c) = Close::from_frame(frame) else {
+                    return;
+                };
                 let name = text(&c.name);
                 let mut e = a.event(out, EventKind::PostgresClose);
                 match c.target {
@@ -225,7 +227,10 @@ impl ClientAudit {
                     }
                 }
             }
-            FrontendMessage::FunctionCall(f) => {
+            FunctionCall::TAG => {
+                let Ok(f) = FunctionCall::from_frame(frame) else {
+                    return;
+                };
                 // Capped like a Bind's parameters: a call may carry 65,535 arguments.
                 let args = crate::query_text::capped_params(
                     f.args.iter().map(|a| param_text(a.as_deref(), true)),
