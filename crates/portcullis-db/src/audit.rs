@@ -389,9 +389,7 @@ fn checked_lines(seq: u64, data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len());
     for line in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
         // Only lines a killed process left behind come here (the recovered segments).
-        if serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok()
-            && std::str::from_utf8(line).is_ok()
-        {
+        if readable(line) {
             out.extend_from_slice(line);
             out.push(b'\n');
         } else {
@@ -402,6 +400,53 @@ fn checked_lines(seq: u64, data: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Whether a recovered line is kept: whole JSON, UTF-8 (what [`checked_lines`] keeps).
+fn readable(line: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok()
+        && std::str::from_utf8(line).is_ok()
+}
+
+/// Where in a recovered segment's `data` its `kept`-th readable line ends, counting only the
+/// lines [`checked_lines`] keeps: how much of the segment the first `kept` lines auth
+/// acknowledged cover.
+fn end_of_readable(data: &[u8], kept: usize) -> usize {
+    let (mut at, mut seen) = (0, 0);
+    while seen < kept && at < data.len() {
+        let rest = data.get(at..).unwrap_or_default();
+        let len = memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
+        let line = rest.get(..len).unwrap_or_default();
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        if !line.is_empty() && readable(line) {
+            seen += 1;
+        }
+        at += len;
+    }
+    at
+}
+
+/// Events (other than `audit.gap`) among JSON lines.
+fn events_in(lines: &[u8]) -> u64 {
+    lines
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty() && crate::spool::gap_count(l).is_none())
+        .count() as u64
+}
+
+/// A round's delivery that failed part way: auth acknowledged the requests before the one
+/// that failed, and the shipper marks them delivered, so the next round starts after them.
+/// Without this a round is all or nothing, and a link that fails every few requests (a
+/// flapping tunnel) would send the same first requests again and again and never drain a
+/// backlog.
+#[derive(Debug)]
+struct Stopped {
+    /// Bytes of the segment, from the round's start, that auth acknowledged (whole lines).
+    delivered: u64,
+    /// Events among them (other than `audit.gap`).
+    events: u64,
+    /// Why the request failed.
+    error: String,
 }
 
 /// Delivers what the spool holds, oldest first, and marks it delivered once auth has it.
@@ -463,7 +508,14 @@ async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>) {
                 Err(e) => Err(e.to_string()),
             }
         } else {
-            deliver_all(&*deliver, batch.seq, batch.data, batch.fresh).await
+            deliver_all(&*deliver, batch.seq, batch.data, batch.fresh)
+                .await
+                .map_err(|stopped| {
+                    if stopped.delivered > 0 {
+                        spool.shipped(batch.seq, batch.start + stopped.delivered, stopped.events);
+                    }
+                    stopped.error
+                })
         };
         match delivered {
             Ok(()) => {
@@ -506,24 +558,40 @@ async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>) {
 }
 
 /// Delivers JSON lines in requests of at most [`BATCH`] events and [`BATCH_BYTES`] (one event
-/// always goes, whatever its size); stops at the first failure (a retry sends everything
-/// again, and auth stores each uid once). Lines this process wrote (`fresh`) go as they are;
-/// lines found in the spool at start are checked first.
+/// always goes, whatever its size); stops at the first failure and says how much of `data`
+/// auth acknowledged before it (a retry starts there; a request whose answer was lost is
+/// sent again, and auth stores each uid once). Lines this process wrote (`fresh`) go as they
+/// are; lines found in the spool at start are checked first.
 async fn deliver_all(
     deliver: &dyn Deliver,
     seq: u64,
     data: Vec<u8>,
     fresh: bool,
-) -> Result<(), String> {
-    let data = bytes::Bytes::from(if fresh {
-        data
+) -> Result<(), Stopped> {
+    let (sent, original) = if fresh {
+        (bytes::Bytes::from(data), None)
     } else {
-        checked_lines(seq, &data)
-    });
+        (bytes::Bytes::from(checked_lines(seq, &data)), Some(data))
+    };
     let mut at = 0;
-    while at < data.len() {
-        let end = batch_end(&data, at);
-        deliver.deliver(data.slice(at..end)).await?;
+    while at < sent.len() {
+        let end = batch_end(&sent, at);
+        if let Err(error) = deliver.deliver(sent.slice(at..end)).await {
+            let acked = sent.get(..at).unwrap_or_default();
+            // Checked lines may have skipped torn ones: count the kept lines back into the
+            // segment.
+            let delivered = match &original {
+                None => at,
+                Some(original) => {
+                    end_of_readable(original, acked.iter().filter(|&&b| b == b'\n').count())
+                }
+            };
+            return Err(Stopped {
+                delivered: delivered as u64,
+                events: events_in(acked),
+                error,
+            });
+        }
         at = end;
     }
     Ok(())
@@ -607,6 +675,92 @@ mod tests {
             "line 2: every event must be a JSON object"
         )));
         assert!(!wants_json(&api(403, "forbidden")));
+    }
+
+    /// Stands in for auth's API on a link that fails every third request, keeping what the
+    /// others delivered.
+    struct FlakyLink {
+        requests: std::sync::atomic::AtomicUsize,
+        stored: std::sync::Mutex<Vec<u8>>,
+    }
+
+    impl Deliver for FlakyLink {
+        fn deliver(&self, lines: bytes::Bytes) -> DeliverFuture<'_> {
+            Box::pin(async move {
+                let n = self.requests.fetch_add(1, Ordering::SeqCst) + 1;
+                if n % 3 == 0 {
+                    return Err("connection reset by peer".into());
+                }
+                self.stored.lock().unwrap().extend_from_slice(&lines);
+                Ok(())
+            })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_link_that_fails_every_few_requests_still_drains_the_spool_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = Arc::new(FlakyLink {
+            requests: 0.into(),
+            stored: Default::default(),
+        });
+        let options = AuditOptions {
+            spool_dir: dir.path().join("spool"),
+            spool_max_bytes: 64 * 1024 * 1024,
+            when_full: WhenFull::RefuseSessions,
+            max_query_bytes: 4096,
+            fsync_interval: Some(Duration::from_millis(50)),
+        };
+        let sender = AuditSender::start_with(link.clone(), &options, "c", "s").unwrap();
+        // 5,000 events before the first round: five requests of BATCH events, the third of
+        // which fails. A round that is all or nothing would resend the first two forever.
+        const N: usize = 5 * BATCH;
+        for chunk in 0..N / 100 {
+            let events = (0..100)
+                .map(|i| Event::new(EventKind::DbSessionQuery, "c").with("n", chunk * 100 + i))
+                .collect();
+            sender.record(events).await.unwrap();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let lines = link
+                .stored
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            if lines >= N || std::time::Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let stored = link.stored.lock().unwrap().clone();
+        let mut uids = std::collections::HashSet::new();
+        for line in stored.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let v: serde_json::Value = serde_json::from_slice(line).unwrap();
+            assert!(
+                uids.insert(v["uid"].as_str().unwrap().to_owned()),
+                "an acknowledged request was sent again"
+            );
+        }
+        assert_eq!(uids.len(), N, "every event delivered once");
+        assert_eq!(sender.stats().delivered.load(Ordering::Relaxed), N as u64);
+    }
+
+    #[test]
+    fn a_partial_delivery_of_recovered_lines_counts_back_into_the_segment() {
+        // Readable lines a, c, d; b is torn. Two acknowledged lines end after c.
+        let data = b"{\"a\":1}\n{\"b\":\n{\"c\":2}\n{\"d\":3}\n";
+        assert_eq!(end_of_readable(data, 2), 22);
+        assert_eq!(data.get(..22).unwrap(), b"{\"a\":1}\n{\"b\":\n{\"c\":2}\n");
+        assert_eq!(end_of_readable(data, 0), 0);
+        assert_eq!(end_of_readable(data, 3), data.len());
+        // Gap events are not counted as events.
+        assert_eq!(
+            events_in(b"{\"event\":\"audit.gap\",\"lost\":4}\n{\"a\":1}\n"),
+            1
+        );
     }
 
     #[test]

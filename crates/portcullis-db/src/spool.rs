@@ -154,7 +154,7 @@ impl Segment {
 }
 
 /// The `lost` count if `line` is an `audit.gap` event.
-fn gap_count(line: &[u8]) -> Option<u64> {
+pub(crate) fn gap_count(line: &[u8]) -> Option<u64> {
     let text = std::str::from_utf8(line).ok()?;
     if !text.contains("\"audit.gap\"") {
         return None;
@@ -242,6 +242,8 @@ pub type GapEvent = Box<dyn Fn(u64) -> Vec<u8> + Send + Sync>;
 pub struct Unshipped {
     /// The segment.
     pub seq: u64,
+    /// Where in it they start (what auth had acknowledged before).
+    pub start: u64,
     /// Where in it they end (for [`Spool::shipped`]).
     pub end: u64,
     /// How many events (other than `audit.gap`) they are.
@@ -835,6 +837,7 @@ impl Spool {
         }
         Ok(Some(Unshipped {
             seq,
+            start: from,
             end,
             events,
             fresh,
