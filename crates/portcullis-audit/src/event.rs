@@ -64,6 +64,14 @@ macro_rules! event_kinds {
                 match self { $( Self::$variant => $code, )* }
             }
 
+            /// `","event":"<name>","code":"<code>"`: what every event of this kind writes
+            /// after its time, in one copy (names and codes need no escaping; a test checks).
+            fn name_and_code(self) -> &'static str {
+                match self {
+                    $( Self::$variant => concat!("\",\"event\":\"", $name, "\",\"code\":\"", $code, "\""), )*
+                }
+            }
+
             /// The fields this kind carries besides [`COMMON_FIELDS`].
             pub fn fields(self) -> Vec<Field> {
                 match self {
@@ -274,7 +282,9 @@ fn push_json<T: serde::Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) {
 
 /// Appends `,"key":`. Our keys are field names from this crate and its callers, which need
 /// no escaping: checked without branching per byte and copied whole (this runs for every
-/// field of every event); anything else goes through serde_json.
+/// field of every event); anything else goes through serde_json. Inlined, so that for a key
+/// written as a literal (all of them on the hot path) the check folds away at compile time.
+#[inline(always)]
 fn push_field_key(buf: &mut Vec<u8>, key: &str) {
     let k = key.as_bytes();
     let needs_escape = k.iter().fold(false, |bad, &b| {
@@ -343,14 +353,32 @@ impl Stamp {
                 prefix
             }
         };
-        let mut stamp = StampWriter(Self {
-            text: [0u8; STAMP_MAX],
-            len: 0,
-        });
-        stamp.extend(prefix);
-        push_fraction(&mut stamp, nanos);
-        stamp.extend([b'Z']);
-        stamp.0
+        // `prefix` `.nnnnnnnnn` (trailing zeros dropped, none at all for a whole second) `Z`,
+        // written into place: this runs for every client message.
+        let mut text = [0u8; STAMP_MAX];
+        let (head, fraction) = text.split_at_mut(SECOND_LEN);
+        head.copy_from_slice(&prefix);
+        let mut len = SECOND_LEN;
+        if nanos > 0 {
+            let (mut n, mut digits) = (nanos, 9);
+            while n % 10 == 0 {
+                n /= 10;
+                digits -= 1;
+            }
+            if let Some((dot, rest)) = fraction.split_first_mut() {
+                *dot = b'.';
+                for d in rest.iter_mut().take(digits).rev() {
+                    *d = b'0' + (n % 10) as u8;
+                    n /= 10;
+                }
+            }
+            len += 1 + digits;
+        }
+        if let Some(z) = text.get_mut(len) {
+            *z = b'Z';
+            len += 1;
+        }
+        Self { text, len }
     }
 
     /// `t`, in UTC (formatted in place: one per client message, so no allocation).
@@ -470,23 +498,70 @@ impl Json {
         push_json(&mut text, value);
         Self(text)
     }
+
+    /// An array of strings: what [`Json::of`] writes for them, sized once and without
+    /// serde (a Bind's parameters, for every prepared execution).
+    pub fn strings<S: AsRef<str>>(items: &[S]) -> Self {
+        let size = items.iter().map(|s| s.as_ref().len() + 3).sum::<usize>() + 2;
+        let mut text = Vec::with_capacity(size);
+        text.push(b'[');
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                text.push(b',');
+            }
+            push_str(&mut text, item.as_ref());
+        }
+        text.push(b']');
+        Self(text)
+    }
 }
 
 /// Appends an event's opening: `{"uid":…,"time":…,"event":…,"code":…` (no closing brace).
 fn push_head(buf: &mut Vec<u8>, uid: uuid::Uuid, kind: EventKind, stamp: &Stamp) {
-    buf.extend_from_slice(b"{\"uid\":\"");
-    buf.extend_from_slice(
-        uid.hyphenated()
-            .encode_lower(&mut uuid::Uuid::encode_buffer())
-            .as_bytes(),
-    );
-    buf.extend_from_slice(b"\",\"time\":\"");
+    // `{"uid":"` + 36 + `","time":"`, built on the stack and copied once.
+    let mut start = [0u8; 8 + 36 + 10];
+    let (open, rest) = start.split_at_mut(8);
+    let (hex, time) = rest.split_at_mut(36);
+    open.copy_from_slice(b"{\"uid\":\"");
+    hex.copy_from_slice(&uuid_text(uid));
+    time.copy_from_slice(b"\",\"time\":\"");
+    let tail = kind.name_and_code();
+    buf.reserve(start.len() + stamp.len + tail.len());
+    buf.extend_from_slice(&start);
     buf.extend_from_slice(stamp.as_bytes());
-    buf.extend_from_slice(b"\",\"event\":\"");
-    buf.extend_from_slice(kind.name().as_bytes());
-    buf.extend_from_slice(b"\",\"code\":\"");
-    buf.extend_from_slice(kind.code().as_bytes());
-    buf.push(b'"');
+    buf.extend_from_slice(tail.as_bytes());
+}
+
+/// A uuid's hyphenated lowercase text (`8-4-4-4-12` hex digits), eight digits per step with
+/// integer arithmetic instead of a table lookup per digit: it runs for every event.
+fn uuid_text(uid: uuid::Uuid) -> [u8; 36] {
+    let v = uid.as_u128();
+    let mut hex = [0u8; 32];
+    for (i, chunk) in hex.chunks_exact_mut(8).enumerate() {
+        // Bits 127..96 first.
+        let word = (v >> (96 - 32 * i)) as u32;
+        chunk.copy_from_slice(&hex8(word).to_be_bytes());
+    }
+    let mut out = [b'-'; 36];
+    for (from, to, len) in [(0, 0, 8), (8, 9, 4), (12, 14, 4), (16, 19, 4), (20, 24, 12)] {
+        if let (Some(d), Some(s)) = (out.get_mut(to..to + len), hex.get(from..from + len)) {
+            d.copy_from_slice(s);
+        }
+    }
+    out
+}
+
+/// The eight lowercase hex digits of `x`, most significant first in the returned word's
+/// big-endian bytes.
+fn hex8(x: u32) -> u64 {
+    // Spread the nibbles into bytes: 0x12345678 → 0x0102030405060708.
+    let mut v = u64::from(x);
+    v = ((v & 0xFFFF_0000) << 16) | (v & 0xFFFF);
+    v = ((v & 0x0000_FF00_0000_FF00) << 8) | (v & 0x0000_00FF_0000_00FF);
+    v = ((v & 0x00F0_00F0_00F0_00F0) << 4) | (v & 0x000F_000F_000F_000F);
+    // Bytes holding 10..=15 get 'a' - '0' - 10 = 39 more than '0' + digit.
+    let letters = ((v + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+    v + 0x3030_3030_3030_3030 + letters * 39
 }
 
 impl Event {
@@ -681,6 +756,7 @@ impl LineEvent<'_> {
 
     /// Adds a string field: the same text [`LineEvent::set`] writes for a `&str`, without
     /// going through serde.
+    #[inline(always)]
     pub fn set_str(&mut self, key: &str, value: &str) {
         let buf = &mut self.lines.buf;
         push_field_key(buf, key);
@@ -693,6 +769,7 @@ impl LineEvent<'_> {
     }
 
     /// Adds a field whose value was serialised before.
+    #[inline(always)]
     pub fn set_json(&mut self, key: &str, value: &Json) {
         let buf = &mut self.lines.buf;
         push_field_key(buf, key);
@@ -919,6 +996,9 @@ mod tests {
             (1_798_761_599, 500),
             (1_798_761_600, 0),
             (0, 7),
+            (1_795_000_000, 10),
+            (1_795_000_000, 120_000_000),
+            (1_795_000_000, 100_000_001),
         ];
         for (secs, nanos) in cases {
             let t = OffsetDateTime::from_unix_timestamp_nanos(
@@ -933,6 +1013,48 @@ mod tests {
         }
         let now = Stamp::now();
         assert!(now.as_bytes().ends_with(b"Z") && now.as_bytes().len() >= 20);
+    }
+
+    #[test]
+    fn uids_are_written_as_the_uuid_crate_writes_them() {
+        let mut ids = vec![uuid::Uuid::nil(), uuid::Uuid::max()];
+        ids.extend((0..16).map(|i| uuid::Uuid::from_u128(0x0123_4567_89ab_cdef_u128 << (i * 4))));
+        ids.extend((0..10_000).map(|_| uuid::Uuid::new_v4()));
+        for id in ids {
+            assert_eq!(
+                std::str::from_utf8(&uuid_text(id)).unwrap(),
+                id.hyphenated().to_string()
+            );
+        }
+    }
+
+    #[test]
+    fn string_arrays_are_written_as_serde_json_writes_them() {
+        let cases: [&[&str]; 5] = [
+            &[],
+            &["7384"],
+            &["", "NULL", "a\"b\\c"],
+            &["line\nbreak\ttab\u{1}", "é ✓ 𝄞"],
+            &["\u{7f}", "</script>"],
+        ];
+        for items in cases {
+            assert_eq!(Json::strings(items), Json::of(&items), "{items:?}");
+        }
+    }
+
+    #[test]
+    fn each_kind_writes_its_name_and_code_as_json() {
+        for &kind in EventKind::ALL {
+            let tail = kind.name_and_code();
+            assert_eq!(
+                tail,
+                format!(
+                    "\",\"event\":{},\"code\":{}",
+                    serde_json::to_string(kind.name()).unwrap(),
+                    serde_json::to_string(kind.code()).unwrap()
+                )
+            );
+        }
     }
 
     #[test]

@@ -567,7 +567,7 @@ fn judge(
 fn param_display(v: &mysql::BinaryValue) -> String {
     match v {
         mysql::BinaryValue::Bytes(b) => {
-            crate::query_text::param_text(b.as_bytes(), String::from_utf8_lossy).into_owned()
+            crate::query_text::param_text(b.as_bytes(), portcullis_wire::utf8_lossy).into_owned()
         }
         other => other.to_string(),
     }

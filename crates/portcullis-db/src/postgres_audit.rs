@@ -52,17 +52,19 @@ pub struct ClientAudit {
 /// Statements or portals by name, at most [`MAX_TRACKED`] named ones. The unnamed one (`""`:
 /// what most drivers bind every portal to, and JDBC its first statements) has a slot of its
 /// own, so finding it is a branch rather than a hash and a key comparison through a pointer
-/// (the lookups showed up as cache misses under load).
+/// (the lookups showed up as cache misses under load). Named ones are hashed with foldhash,
+/// seeded per process: SipHash took more than the rest of the lookup, and the table is
+/// bounded anyway.
 pub(crate) struct Named<T> {
     unnamed: Option<T>,
-    named: HashMap<String, T>,
+    named: HashMap<String, T, foldhash::fast::RandomState>,
 }
 
 impl<T> Default for Named<T> {
     fn default() -> Self {
         Self {
             unnamed: None,
-            named: HashMap::new(),
+            named: HashMap::default(),
         }
     }
 }
@@ -144,7 +146,7 @@ fn param_text(p: Option<&[u8]>, binary: bool) -> Cow<'_, str> {
                 base64::engine::general_purpose::STANDARD.encode(b)
             ))
         }),
-        Some(b) => crate::query_text::param_text(b, String::from_utf8_lossy),
+        Some(b) => crate::query_text::param_text(b, portcullis_wire::utf8_lossy),
     }
 }
 
@@ -247,18 +249,18 @@ impl ClientAudit {
     /// A Bind's `statements.bind` event; the portal remembers the statement and the
     /// parameters, serialised once, for the Execute that follows.
     fn bind(&mut self, a: &Context<'_>, b: &BindView<'_>, out: &mut Lines) {
-        let name = String::from_utf8_lossy(b.statement);
+        let name = portcullis_wire::utf8_lossy(b.statement);
         let (statement, query) = match self.statements.get(&name) {
             Some(known) => (Arc::clone(&known.name), Some(Arc::clone(&known.query))),
             None => (Arc::from(&*name), None),
         };
-        let params = Json::of(&crate::query_text::capped_params(
+        let params = Json::strings(&crate::query_text::capped_params(
             b.params()
                 .enumerate()
                 .map(|(i, p)| param_text(p, b.is_binary(i))),
             a.max_query_bytes,
         ));
-        let portal_name = String::from_utf8_lossy(b.portal);
+        let portal_name = portcullis_wire::utf8_lossy(b.portal);
         {
             let mut e = a.event(out, EventKind::PostgresBind);
             e.set_str("statement_name", &statement);

@@ -31,4 +31,4 @@ pub mod sniff;
 mod wire_string;
 
 pub use error::WireError;
-pub use wire_string::WireString;
+pub use wire_string::{utf8_lossy, WireString};

@@ -53,7 +53,7 @@ impl WireString {
 
     /// The text, with invalid UTF-8 replaced by U+FFFD; borrows when the bytes are valid.
     pub fn to_string_lossy(&self) -> Cow<'_, str> {
-        String::from_utf8_lossy(&self.0)
+        utf8_lossy(&self.0)
     }
 
     /// Length in bytes.
@@ -106,5 +106,45 @@ impl PartialEq<str> for WireString {
 impl PartialEq<&str> for WireString {
     fn eq(&self, other: &&str) -> bool {
         self.0 == other.as_bytes()
+    }
+}
+
+/// `bytes` as text, with invalid UTF-8 replaced by U+FFFD; borrows when they are valid.
+///
+/// The same result as [`String::from_utf8_lossy`], checked first with [`std::str::from_utf8`],
+/// which reads valid text (nearly all of it) a word at a time; `from_utf8_lossy` walks it
+/// byte by byte. Statement and portal names, parameters and query text of every audited
+/// message go through here.
+pub fn utf8_lossy(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_lossy_is_from_utf8_lossy_and_borrows_valid_text() {
+        let cases: [&[u8]; 8] = [
+            b"",
+            b"P_0",
+            "sélect ✓ 𝄞".as_bytes(),
+            b"\xff",
+            b"ab\xc3",
+            b"\xe2\x82",
+            b"ok\xed\xa0\x80surrogate",
+            b"\xf0\x9f\x98\x80\x80tail",
+        ];
+        for bytes in cases {
+            let ours = utf8_lossy(bytes);
+            assert_eq!(ours, String::from_utf8_lossy(bytes), "{bytes:?}");
+            assert_eq!(
+                matches!(ours, Cow::Borrowed(_)),
+                std::str::from_utf8(bytes).is_ok()
+            );
+        }
     }
 }
