@@ -19,7 +19,7 @@
 # Usage: sudo bench/audit_bench.sh   (PostgreSQL runs as `postgres` via runuser)
 # Needs release binaries (cargo build --release --workspace; PORTCULLIS_BIN_DIR or
 # CARGO_TARGET_DIR pick them up). Knobs: AUDIT_BENCH_T (10 s per run), AUDIT_BENCH_ROUNDS (5),
-# AUDIT_BENCH_WORKLOADS ("select simple tpcb"), AUDIT_BENCH_TOPOLOGY (single: one process,
+# AUDIT_BENCH_WORKLOADS ("select simple tpcb"), AUDIT_BENCH_CLIENTS (pgbench clients, 8), AUDIT_BENCH_TOPOLOGY (single: one process,
 # the default deployment; remote: an agent process over the tunnel), AUDIT_BENCH_FSYNC (auth's audit log fsync policy: every_batch, the default;
 # interval; never), AUDIT_BENCH_KEEP=1 (keep
 # the temp dir), AUDIT_BENCH_RATE=N (pgbench -R N: a fixed load below saturation, so the
@@ -36,6 +36,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 T="${AUDIT_BENCH_T:-10}"
+CLIENTS="${AUDIT_BENCH_CLIENTS:-8}"
 ROUNDS="${AUDIT_BENCH_ROUNDS:-5}"
 WORKLOADS="${AUDIT_BENCH_WORKLOADS:-select simple tpcb}"
 TOPOLOGY="${AUDIT_BENCH_TOPOLOGY:-single}"
@@ -127,7 +128,7 @@ run() {
   if [ -n "${AUDIT_BENCH_CALLGRIND:-}" ]; then
     callgrind_control -z "$cluster_pid" >/dev/null && callgrind_control -i on "$cluster_pid" >/dev/null
   fi
-  (. "$dir/$path.env"; "$pgbin/pgbench" -n "${args[@]}" -T "$T" -c 8 -j 2) >"$out" 2>&1 \
+  (. "$dir/$path.env"; "$pgbin/pgbench" -n "${args[@]}" -T "$T" -c "$CLIENTS" -j 2) >"$out" 2>&1 \
     || { cat "$out" >&2; die "pgbench $w on the $path path failed"; }
   c1=$(portcullis_ticks); read -r m1 i1 < <(machine)
   [ -n "$perf_pid" ] && wait "$perf_pid"
@@ -165,7 +166,7 @@ done
 kill -0 "$cluster_pid" && kill -0 "$agent_pid" || die "a Portcullis process died during the run"
 
 echo
-echo "Auditing every query (pg1) vs audit_queries: false (pg1-quiet), $TOPOLOGY topology, $(nproc) CPUs, $(date -u +%F), audit fsync $AUDIT_FSYNC, ${ROUNDS} alternating rounds of ${T} s, 8 clients; medians"
+echo "Auditing every query (pg1) vs audit_queries: false (pg1-quiet), $TOPOLOGY topology, $(nproc) CPUs, $(date -u +%F), audit fsync $AUDIT_FSYNC, ${ROUNDS} alternating rounds of ${T} s, $CLIENTS clients; medians"
 python3 - "$results" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
