@@ -502,17 +502,26 @@ impl Json {
     /// An array of strings: what [`Json::of`] writes for them, sized once and without
     /// serde (a Bind's parameters, for every prepared execution).
     pub fn strings<S: AsRef<str>>(items: &[S]) -> Self {
+        let mut json = Self::default();
+        json.set_strings(items);
+        json
+    }
+
+    /// [`Json::strings`] in place, reusing this value's memory (a portal bound again and
+    /// again keeps one buffer for its parameters).
+    pub fn set_strings<S: AsRef<str>>(&mut self, items: &[S]) {
         let size = items.iter().map(|s| s.as_ref().len() + 3).sum::<usize>() + 2;
-        let mut text = Vec::with_capacity(size);
+        let text = &mut self.0;
+        text.clear();
+        text.reserve(size);
         text.push(b'[');
         for (i, item) in items.iter().enumerate() {
             if i > 0 {
                 text.push(b',');
             }
-            push_str(&mut text, item.as_ref());
+            push_str(text, item.as_ref());
         }
         text.push(b']');
-        Self(text)
     }
 }
 
@@ -1037,8 +1046,11 @@ mod tests {
             &["line\nbreak\ttab\u{1}", "é ✓ 𝄞"],
             &["\u{7f}", "</script>"],
         ];
+        let mut reused = Json::strings(&["a much longer first value than the others"]);
         for items in cases {
             assert_eq!(Json::strings(items), Json::of(&items), "{items:?}");
+            reused.set_strings(items);
+            assert_eq!(reused, Json::of(&items), "{items:?}, reusing a buffer");
         }
     }
 

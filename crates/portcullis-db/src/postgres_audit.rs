@@ -78,6 +78,14 @@ impl<T> Named<T> {
         }
     }
 
+    pub(crate) fn get_mut(&mut self, name: &str) -> Option<&mut T> {
+        if name.is_empty() {
+            self.unnamed.as_mut()
+        } else {
+            self.named.get_mut(name)
+        }
+    }
+
     /// Stores `value` under `name`, in place of what was there; a new name is dropped once
     /// [`MAX_TRACKED`] are held (its Execute then reports no query text).
     pub(crate) fn put(&mut self, name: &str, value: T) {
@@ -254,13 +262,20 @@ impl ClientAudit {
             Some(known) => (Arc::clone(&known.name), Some(Arc::clone(&known.query))),
             None => (Arc::from(&*name), None),
         };
-        let params = Json::strings(&crate::query_text::capped_params(
+        let portal_name = portcullis_wire::utf8_lossy(b.portal);
+        // The buffer of the portal this Bind replaces (drivers bind the same one over and
+        // over) takes the new parameters.
+        let mut params = self
+            .portals
+            .get_mut(&portal_name)
+            .map(|p| std::mem::take(&mut p.params))
+            .unwrap_or_default();
+        params.set_strings(&crate::query_text::capped_params(
             b.params()
                 .enumerate()
                 .map(|(i, p)| param_text(p, b.is_binary(i))),
             a.max_query_bytes,
         ));
-        let portal_name = portcullis_wire::utf8_lossy(b.portal);
         {
             let mut e = a.event(out, EventKind::PostgresBind);
             e.set_str("statement_name", &statement);
