@@ -499,16 +499,9 @@ impl Json {
         Self(text)
     }
 
-    /// An array of strings: what [`Json::of`] writes for them, sized once and without
-    /// serde (a Bind's parameters, for every prepared execution).
-    pub fn strings<S: AsRef<str>>(items: &[S]) -> Self {
-        let mut json = Self::default();
-        json.set_strings(items);
-        json
-    }
-
-    /// [`Json::strings`] in place, reusing this value's memory (a portal bound again and
-    /// again keeps one buffer for its parameters).
+    /// Replaces the value with an array of strings: what [`Json::of`] writes for them, sized
+    /// once and without serde, reusing this value's memory (a Bind's parameters, for every
+    /// prepared execution: a portal bound again and again keeps one buffer for them).
     pub fn set_strings<S: AsRef<str>>(&mut self, items: &[S]) {
         let size = items.iter().map(|s| s.as_ref().len() + 3).sum::<usize>() + 2;
         let text = &mut self.0;
@@ -1046,9 +1039,12 @@ mod tests {
             &["line\nbreak\ttab\u{1}", "é ✓ 𝄞"],
             &["\u{7f}", "</script>"],
         ];
-        let mut reused = Json::strings(&["a much longer first value than the others"]);
+        let mut reused = Json::default();
+        reused.set_strings(&["a much longer first value than the others"]);
         for items in cases {
-            assert_eq!(Json::strings(items), Json::of(&items), "{items:?}");
+            let mut fresh = Json::default();
+            fresh.set_strings(items);
+            assert_eq!(fresh, Json::of(&items), "{items:?}");
             reused.set_strings(items);
             assert_eq!(reused, Json::of(&items), "{items:?}, reusing a buffer");
         }
