@@ -11,8 +11,8 @@
 # busy CPU per transaction and idle share (what the kernel spends on writeback, journaling and
 # interrupts for the log file is in neither process).
 #
-# Workloads (8 clients, 2 pgbench threads): `select` = -S -M prepared (Bind + Execute: three
-# events per transaction: statements.bind, statements.execute and db.session.query); `simple`
+# Workloads (8 clients, 2 pgbench threads): `select` = -S -M prepared (Bind + Execute: two
+# events per transaction: statements.bind, and statements.execute with the query's text); `simple`
 # = -S -M simple (one db.session.query); `tpcb` = pgbench's default TPC-B-like script, simple
 # protocol (seven queries, seven events, per transaction).
 #

@@ -288,7 +288,16 @@ pub fn transcript(sid: &str, events: &[Value]) -> Vec<String> {
             "db.session.postgres.statements.parse" => format!(
                 "PARSE    {} {}",
                 field(e, "statement_name"),
-                field(e, "db_query")
+                field(e, "query")
+            ),
+            "db.session.mysql.statements.prepare" => format!("PREPARE  {}", field(e, "query")),
+            "db.session.mysql.statements.execute" => format!(
+                "EXECUTE  #{} {}{}",
+                e.get("statement_id")
+                    .map(Value::to_string)
+                    .unwrap_or_default(),
+                field(e, "db_query"),
+                params("parameters")
             ),
             "db.session.postgres.statements.bind" => format!(
                 "BIND     {} -> {}{}",
@@ -296,9 +305,16 @@ pub fn transcript(sid: &str, events: &[Value]) -> Vec<String> {
                 field(e, "portal_name"),
                 params("parameters")
             ),
-            "db.session.postgres.statements.execute" => {
-                format!("EXECUTE  {}", field(e, "portal_name"))
-            }
+            // The portal is named only when it is not the unnamed one (what most drivers use).
+            "db.session.postgres.statements.execute" => format!(
+                "EXECUTE  {}{}{}",
+                match field(e, "portal_name") {
+                    "" => String::new(),
+                    portal => format!("(portal {portal}) "),
+                },
+                field(e, "db_query"),
+                params("db_query_parameters")
+            ),
             "db.session.postgres.statements.close" => format!(
                 "CLOSE    {}{}",
                 field(e, "statement_name"),
@@ -325,8 +341,20 @@ mod tests {
             ),
             ev(
                 serde_json::json!({"time":"2026-11-21T10:00:01Z","event":"db.session.query",
-                "db_query":"SELECT $1","db_query_parameters":["42"]}),
+                "db_query":"SELECT 1","db_query_parameters":[]}),
             ),
+            ev(serde_json::json!({"time":"2026-11-21T10:00:01Z",
+                "event":"db.session.postgres.statements.parse",
+                "statement_name":"s1","query":"SELECT $1"})),
+            ev(serde_json::json!({"time":"2026-11-21T10:00:01Z",
+                "event":"db.session.postgres.statements.execute","portal_name":"",
+                "statement_name":"s1","db_query":"SELECT $1","db_query_parameters":["42"]})),
+            ev(serde_json::json!({"time":"2026-11-21T10:00:01Z",
+                "event":"db.session.postgres.statements.execute","portal_name":"c1",
+                "db_query":"SELECT $1","db_query_parameters":["43"]})),
+            ev(serde_json::json!({"time":"2026-11-21T10:00:01Z",
+                "event":"db.session.mysql.statements.execute","statement_id":7,
+                "db_query":"SELECT ?","parameters":["NULL"]})),
             ev(
                 serde_json::json!({"time":"2026-11-21T10:00:02Z","event":"db.session.end",
                 "reason":"client disconnected"}),
@@ -335,7 +363,14 @@ mod tests {
         let t = transcript("s1", &events).join("\n");
         assert!(t.contains("User:     alice"), "{t}");
         assert!(t.contains("10:00:00Z  START"), "{t}");
-        assert!(t.contains("QUERY    SELECT $1  [\"42\"]"), "{t}");
+        assert!(t.contains("QUERY    SELECT 1\n"), "{t}");
+        assert!(t.contains("PARSE    s1 SELECT $1\n"), "{t}");
+        assert!(t.contains("EXECUTE  SELECT $1  [\"42\"]\n"), "{t}");
+        assert!(
+            t.contains("EXECUTE  (portal c1) SELECT $1  [\"43\"]\n"),
+            "{t}"
+        );
+        assert!(t.contains("EXECUTE  #7 SELECT ?  [\"NULL\"]\n"), "{t}");
         assert!(t.contains("END      client disconnected"), "{t}");
         assert_eq!(enc("a b/ü"), "a%20b%2F%C3%BC");
         assert_eq!(short("SELECT\n  1", 80), "SELECT 1");

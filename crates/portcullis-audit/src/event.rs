@@ -157,7 +157,9 @@ event_kinds! {
     /// A database session ended; `reason` (the message the client was sent) when Portcullis
     /// ended it: certificate expired, user locked, idle timeout.
     DbSessionEnd => "db.session.end", "TDB01I", [optional("reason"), optional("end_reason")] + SESSION;
-    /// A query (simple protocol, or an extended-protocol Execute with its parameters).
+    /// A query sent as text: PostgreSQL's simple protocol, MySQL's COM_QUERY, a Redis command.
+    /// (A prepared statement's execution is its protocol's `statements.execute` event, which
+    /// carries the statement's `db_query` too.)
     DbSessionQuery => "db.session.query", "TDB02I",
         [always("db_query"), always("db_query_parameters"), optional("db_query_length")] + SESSION;
     /// A query that failed.
@@ -171,7 +173,7 @@ event_kinds! {
         [always("statement_name"), always("portal_name"), always("parameters")] + SESSION;
     /// PostgreSQL Execute.
     PostgresExecute => "db.session.postgres.statements.execute", "TPG02I",
-        [always("portal_name"), optional("statement_name")] + SESSION;
+        [always("portal_name"), optional("statement_name"), optional("db_query"), optional("db_query_parameters"), optional("db_query_length")] + SESSION;
     /// PostgreSQL Close.
     PostgresClose => "db.session.postgres.statements.close", "TPG03I",
         [optional("statement_name"), optional("portal_name")] + SESSION;
@@ -181,9 +183,9 @@ event_kinds! {
     /// MySQL COM_STMT_PREPARE.
     MysqlStatementPrepare => "db.session.mysql.statements.prepare", "TMY00I",
         [always("query")] + SESSION;
-    /// MySQL COM_STMT_EXECUTE, with the decoded parameters.
+    /// MySQL COM_STMT_EXECUTE, with the decoded parameters and the statement's text.
     MysqlStatementExecute => "db.session.mysql.statements.execute", "TMY01I",
-        [always("statement_id"), always("parameters")] + SESSION;
+        [always("statement_id"), always("parameters"), optional("db_query")] + SESSION;
     /// MySQL COM_STMT_SEND_LONG_DATA.
     MysqlStatementSendLongData => "db.session.mysql.statements.send_long_data", "TMY02I",
         [always("statement_id"), always("parameter_id"), always("data_size")] + SESSION;
@@ -302,8 +304,8 @@ fn push_field_key(buf: &mut Vec<u8>, key: &str) {
     }
 }
 
-/// An event's `time`, formatted once: the events one client message produces (a Bind, an
-/// Execute and its query) happened at the same instant and share it.
+/// An event's `time`, formatted once: the events one read of client messages produces (a
+/// Bind and its Execute) happened at the same instant and share it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stamp {
     text: [u8; STAMP_MAX],

@@ -48,7 +48,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Largest command a client may send (MySQL's `max_allowed_packet` is 64 MiB by default in
 /// MySQL 8, 16 MiB in MariaDB); a command is held whole until it is audited.
 pub const MAX_COMMAND_BYTES: usize = 64 * 1024 * 1024;
-/// Prepared statements whose text the agent remembers per session, for `db.session.query`.
+/// Prepared statements whose text the agent remembers per session, for their execute events.
 pub const MAX_TRACKED_STATEMENTS: usize = 10_000;
 
 /// Capabilities the agent lets through to the database (what the proxy offers clients).
@@ -388,7 +388,7 @@ async fn connect(
 struct Exchange {
     /// The SQL of a COM_STMT_PREPARE whose COM_STMT_PREPARE_OK is awaited.
     preparing: Option<String>,
-    /// The statements' texts by id, for `db.session.query` on execute.
+    /// The statements' texts by id, for the execute event's `db_query`.
     texts: HashMap<u32, String>,
     statements: PreparedStatements,
 }
@@ -492,17 +492,15 @@ fn judge(
                 x.params.iter().map(|p| param_display(&p.value)),
                 max,
             );
-            events.push(
-                event(EventKind::MysqlStatementExecute, base)
-                    .with("statement_id", x.statement_id)
-                    .with("parameters", &params),
-            );
+            // The statement's text rides on the execute event (as `db_query`, the field SIEM
+            // rules search), so one event holds what ran and with what.
+            let mut e = event(EventKind::MysqlStatementExecute, base)
+                .with("statement_id", x.statement_id)
+                .with("parameters", &params);
             if let Some(sql) = ex.texts.get(&x.statement_id) {
-                let mut e = event(EventKind::DbSessionQuery, base);
                 e.set("db_query", sql);
-                e.set("db_query_parameters", &params);
-                events.push(e);
             }
+            events.push(e);
         }
         Command::StmtSendLongData(d) => events.push(
             event(EventKind::MysqlStatementSendLongData, base)

@@ -151,7 +151,6 @@ mod extended_protocol_events {
                 "db.session.postgres.statements.parse",
                 "db.session.postgres.statements.bind",
                 "db.session.postgres.statements.parse",
-                "db.session.query",
                 "db.session.postgres.statements.execute",
             ]
         );
@@ -163,7 +162,8 @@ mod extended_protocol_events {
         bind("", "", b"2", &mut b);
         execute("", &mut b);
         let got = events(&mut st, b);
-        assert_eq!(got[1].0, "db.session.query");
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[1].0, "db.session.postgres.statements.execute");
         assert_eq!(got[1].1, "select $1 -- second");
         assert_eq!(got[1].2, serde_json::json!(["2"]));
 
@@ -179,9 +179,13 @@ mod extended_protocol_events {
         .unwrap();
         execute("p1", &mut b);
         let got = events(&mut st, b);
+        assert!(
+            got.iter().all(|(e, _, _)| e != "db.session.query"),
+            "{got:?}"
+        );
         let q: Vec<_> = got
             .iter()
-            .filter(|(e, _, _)| e == "db.session.query")
+            .filter(|(e, _, _)| e == "db.session.postgres.statements.execute")
             .collect();
         assert_eq!(q.len(), 1);
         assert_eq!(q[0].1, "select $1 -- named");
@@ -237,15 +241,18 @@ mod extended_protocol_events {
                 (v["event"].as_str().unwrap().to_owned(), line.len())
             })
             .collect();
-        assert_eq!(sizes.len(), 5, "{sizes:?}");
+        assert_eq!(sizes.len(), 4, "{sizes:?}");
         for (event, len) in &sizes {
             assert!(
                 *len < portcullis_api::MAX_EVENTS_BODY,
                 "{event}: {len} bytes"
             );
         }
-        // The query event carries the most: both the text and the parameters.
-        let query = sizes.iter().find(|(e, _)| e == "db.session.query").unwrap();
+        // The execute event carries the most: both the text and the parameters.
+        let query = sizes
+            .iter()
+            .find(|(e, _)| e == "db.session.postgres.statements.execute")
+            .unwrap();
         assert!(query.1 > 5 * MAX, "{query:?}");
     }
 
@@ -268,10 +275,15 @@ mod extended_protocol_events {
                 "db.session.postgres.statements.execute",
             ]
         );
+        // No text known: the execute event has no `db_query` (rather than an empty one).
+        assert!(
+            got.iter().all(|(_, q, p)| q.is_null() && p.is_null()),
+            "{got:?}"
+        );
     }
 
     /// Parameter formats by the none/one/each convention, NULL, invalid UTF-8 and a value
-    /// past the per-parameter cap, as the `statements.bind` and `db.session.query` events
+    /// past the per-parameter cap, as the `statements.bind` and `statements.execute` events
     /// record them.
     #[test]
     fn bound_parameters_are_recorded_as_text_base64_or_null() {
@@ -308,7 +320,7 @@ mod extended_protocol_events {
         let got = events(&mut st, b);
         let queries: Vec<&Value> = got
             .iter()
-            .filter(|(e, _, _)| e == "db.session.query")
+            .filter(|(e, _, _)| e == "db.session.postgres.statements.execute")
             .map(|(_, _, p)| p)
             .collect();
         assert_eq!(

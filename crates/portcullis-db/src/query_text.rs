@@ -108,7 +108,7 @@ pub fn query_field(e: &mut Event, key: &str, q: &AuditedQuery) {
 }
 
 /// The fields [`query_field`] adds, serialised once: a prepared statement's text goes into
-/// every `db.session.query` that executes it.
+/// every `statements.execute` event that runs it.
 pub fn query_fragment(key: &str, q: &AuditedQuery) -> Fragment {
     let mut f = Fragment::new().with(key, &q.text);
     f.extend(&flags_fragment(key, q));
