@@ -166,7 +166,7 @@ done
 kill -0 "$cluster_pid" && kill -0 "$agent_pid" || die "a Portcullis process died during the run"
 
 echo
-echo "Auditing every query (pg1) vs audit_queries: false (pg1-quiet), $TOPOLOGY topology, $(nproc) CPUs, $(date -u +%F), audit fsync $AUDIT_FSYNC, ${ROUNDS} alternating rounds of ${T} s, $CLIENTS clients; medians"
+echo "Auditing every query (pg1) vs audit_queries: false (pg1-quiet), $TOPOLOGY topology, $(nproc) CPUs, $(date -u +%F), audit fsync $AUDIT_FSYNC, ${ROUNDS} alternating rounds of ${T} s, $CLIENTS clients; medians, then the paired rounds' mean"
 python3 - "$results" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
@@ -180,6 +180,14 @@ for w in dict.fromkeys(r[0] for r in rows):
     print(f"{w:<8} {med(on, 2):>9.0f} {med(off, 2):>9.0f} {d * 100:>6.1f}% {min(drops) * 100:>6.1f}..{max(drops) * 100:<5.1f}% "
           f"{med(on, 3):>10.1f} {med(off, 3):>7.1f} {med(on, 4):>11.2f} {med(on, 5):>18.1f} {med(off, 5):>7.1f} "
           f"{med(on, 6) * 100:>7.1f}% {med(off, 6) * 100:>5.1f}%")
+    if len(drops) > 1:
+        # Rounds run in pairs (ABBA), so each pair's drop cancels what the machine did across
+        # the pair; their mean and its standard error say how far the figure can be trusted
+        # on a host whose speed drifts from round to round.
+        mean, se = statistics.mean(drops), statistics.stdev(drops) / len(drops) ** 0.5
+        print(f"{'':<8} paired rounds: mean drop {mean * 100:.1f} % ± {se * 100:.1f} (standard error; 95 % interval "
+              f"{(mean - 1.96 * se) * 100:.1f}..{(mean + 1.96 * se) * 100:.1f} %), median {statistics.median(drops) * 100:.1f} %, "
+              f"{len(drops)} pairs, sd {statistics.stdev(drops) * 100:.1f} % per pair")
     if all(len(r) > 7 for r in on + off):
         a, b = med(on, 7), med(off, 7)
         print(f"{'':<8} instructions per transaction in the cluster (callgrind): on {a:,.0f}, off {b:,.0f}, audit {a - b:+,.0f} ({(a / b - 1) * 100:+.1f} %)")
