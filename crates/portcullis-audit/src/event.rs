@@ -185,7 +185,7 @@ event_kinds! {
         [always("query")] + SESSION;
     /// MySQL COM_STMT_EXECUTE, with the decoded parameters and the statement's text.
     MysqlStatementExecute => "db.session.mysql.statements.execute", "TMY01I",
-        [always("statement_id"), always("parameters"), optional("db_query")] + SESSION;
+        [always("statement_id"), always("parameters"), optional("db_query"), optional("db_query_length")] + SESSION;
     /// MySQL COM_STMT_SEND_LONG_DATA.
     MysqlStatementSendLongData => "db.session.mysql.statements.send_long_data", "TMY02I",
         [always("statement_id"), always("parameter_id"), always("data_size")] + SESSION;

@@ -386,10 +386,11 @@ async fn connect(
 /// What the client side tells the server side about the exchange in progress.
 #[derive(Default)]
 struct Exchange {
-    /// The SQL of a COM_STMT_PREPARE whose COM_STMT_PREPARE_OK is awaited.
-    preparing: Option<String>,
-    /// The statements' texts by id, for the execute event's `db_query`.
-    texts: HashMap<u32, String>,
+    /// The `db_query` fields (text, and whether it was cut or masked) of a COM_STMT_PREPARE
+    /// whose COM_STMT_PREPARE_OK is awaited, serialised once.
+    preparing: Option<Fragment>,
+    /// The statements' `db_query` fields by id, for their execute events.
+    texts: HashMap<u32, Fragment>,
     statements: PreparedStatements,
 }
 
@@ -485,7 +486,7 @@ fn judge(
             let mut e = event(EventKind::MysqlStatementPrepare, base);
             query_field(&mut e, "query", &q);
             events.push(e);
-            ex.preparing = Some(q.text);
+            ex.preparing = Some(crate::query_text::query_fragment("db_query", &q));
         }
         Command::StmtExecute(x) => {
             let params = crate::query_text::capped_params(
@@ -497,8 +498,8 @@ fn judge(
             let mut e = event(EventKind::MysqlStatementExecute, base)
                 .with("statement_id", x.statement_id)
                 .with("parameters", &params);
-            if let Some(sql) = ex.texts.get(&x.statement_id) {
-                e.set("db_query", sql);
+            if let Some(query) = ex.texts.get(&x.statement_id) {
+                e.add_fragment(query);
             }
             events.push(e);
         }
@@ -786,7 +787,7 @@ fn watch_prepare(exchange: &Mutex<Exchange>, payload: &[u8]) {
         Ok(g) => g,
         Err(p) => p.into_inner(),
     };
-    let Some(sql) = ex.preparing.take() else {
+    let Some(query) = ex.preparing.take() else {
         return;
     };
     match payload.first() {
@@ -794,7 +795,7 @@ fn watch_prepare(exchange: &Mutex<Exchange>, payload: &[u8]) {
             if let Ok(ok) = StmtPrepareOk::decode(Bytes::copy_from_slice(payload)) {
                 ex.statements.on_prepare_ok(&ok);
                 if ex.texts.len() < MAX_TRACKED_STATEMENTS {
-                    ex.texts.insert(ok.statement_id, sql);
+                    ex.texts.insert(ok.statement_id, query);
                 }
             }
         }
