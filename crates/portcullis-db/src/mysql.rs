@@ -34,7 +34,7 @@ use portcullis_wire::mysql::{
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::query_text::{query_field, AuditedQuery};
+use crate::query_text::{query_field, query_fragment, AuditedQuery};
 use crate::session::{
     admit, must_end, record_activity, record_end, record_start_failure, refusal, Activity, Asked,
     Refusal, RefusalKind, Session,
@@ -390,7 +390,7 @@ struct Exchange {
     /// whose COM_STMT_PREPARE_OK is awaited, serialised once.
     preparing: Option<Fragment>,
     /// The statements' `db_query` fields by id, for their execute events.
-    texts: HashMap<u32, Fragment>,
+    queries: HashMap<u32, Fragment>,
     statements: PreparedStatements,
 }
 
@@ -486,7 +486,7 @@ fn judge(
             let mut e = event(EventKind::MysqlStatementPrepare, base);
             query_field(&mut e, "query", &q);
             events.push(e);
-            ex.preparing = Some(crate::query_text::query_fragment("db_query", &q));
+            ex.preparing = Some(query_fragment("db_query", &q));
         }
         Command::StmtExecute(x) => {
             let params = crate::query_text::capped_params(
@@ -498,7 +498,7 @@ fn judge(
             let mut e = event(EventKind::MysqlStatementExecute, base)
                 .with("statement_id", x.statement_id)
                 .with("parameters", &params);
-            if let Some(query) = ex.texts.get(&x.statement_id) {
+            if let Some(query) = ex.queries.get(&x.statement_id) {
                 e.add_fragment(query);
             }
             events.push(e);
@@ -510,7 +510,7 @@ fn judge(
                 .with("data_size", d.data.len()),
         ),
         Command::StmtClose(c) => {
-            ex.texts.remove(&c.statement_id);
+            ex.queries.remove(&c.statement_id);
             events.push(
                 event(EventKind::MysqlStatementClose, base).with("statement_id", c.statement_id),
             )
@@ -549,7 +549,7 @@ fn judge(
         }
         Command::Quit => return Verdict::Quit,
         Command::ResetConnection => {
-            ex.texts.clear();
+            ex.queries.clear();
             let mut e = event(EventKind::DbSessionQuery, base);
             e.set("db_query", "COM_RESET_CONNECTION");
             e.set("db_query_parameters", Vec::<String>::new());
@@ -794,8 +794,8 @@ fn watch_prepare(exchange: &Mutex<Exchange>, payload: &[u8]) {
         Some(0x00) => {
             if let Ok(ok) = StmtPrepareOk::decode(Bytes::copy_from_slice(payload)) {
                 ex.statements.on_prepare_ok(&ok);
-                if ex.texts.len() < MAX_TRACKED_STATEMENTS {
-                    ex.texts.insert(ok.statement_id, query);
+                if ex.queries.len() < MAX_TRACKED_STATEMENTS {
+                    ex.queries.insert(ok.statement_id, query);
                 }
             }
         }
