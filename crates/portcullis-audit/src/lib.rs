@@ -9,6 +9,7 @@
 pub mod appender;
 pub mod event;
 pub mod file_sink;
+pub mod head;
 pub mod pg_sink;
 pub mod search;
 pub mod sink;
@@ -18,6 +19,7 @@ pub use event::{
     COMMON_FIELDS,
 };
 pub use file_sink::FileSink;
+pub use head::{event_head, EventHead, HeadError};
 pub use pg_sink::PgSink;
 pub use search::{Order, Page, Position, Query};
 pub use sink::{FsyncPolicy, Sink, SinkError, SinkOptions};

@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use portcullis_audit::sink::{self, Sink, SinkOptions};
 use portcullis_audit::{Page, Query};
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -44,15 +43,6 @@ const MAX_RETRY: usize = 100_000;
 /// Newly written lines buffered for each export follower; one that falls further behind is
 /// cut off (its stream ends and it resumes with `since`).
 pub const FOLLOW_BUFFER: usize = 16_384;
-
-/// The fields auth reads from an event.
-#[derive(Deserialize)]
-struct Head<'a> {
-    #[serde(borrow)]
-    uid: Cow<'a, str>,
-    #[serde(borrow)]
-    event: Cow<'a, str>,
-}
 
 /// The dedup key of a uid: the UUID's 128 bits, or a hash for other strings.
 fn uid_key(uid: &str) -> u128 {
@@ -101,7 +91,10 @@ fn recent_uids(dir: &Path) -> std::io::Result<Vec<u128>> {
             lines.next(); // a partial line
         }
         for line in lines.filter(|l| !l.is_empty()) {
-            if let Ok(head) = serde_json::from_slice::<Head<'_>>(line) {
+            let head = std::str::from_utf8(line)
+                .ok()
+                .and_then(|l| portcullis_audit::event_head(l).ok());
+            if let Some(head) = head {
                 keys.push(uid_key(&head.uid));
             }
         }
@@ -251,33 +244,17 @@ impl Batch {
 }
 
 /// Checks one event's text — a JSON object with exactly one non-empty string field `uid`
-/// and one `event` — and returns its dedup key and the line to store (re-serialised if its
-/// whitespace held a line break, so one event is always one line).
-///
-/// The check is one pass over the text that builds no values: `uid` and `event` borrow from
-/// it, everything else is skipped, and a repeated `uid` or `event` is refused (otherwise
-/// readers taking the last one would see another uid than the one deduplicated).
+/// and one `event`, that every reader of the log can parse — and returns its dedup key and
+/// the line to store (re-serialised if its whitespace held a line break, so one event is
+/// always one line). One pass over the text that builds no values
+/// ([`portcullis_audit::event_head`]).
 fn check_event(text: &str) -> Result<(u128, Cow<'_, str>)> {
-    let bad = |err: serde_json::Error| {
-        AuthError::BadRequest(format!(
-            "every event must be a JSON object with string fields uid and event ({err})"
-        ))
-    };
-    // serde would also read a struct from an array (`["uid", "event"]`).
-    if !text.trim_start().starts_with('{') {
-        return Err(AuthError::BadRequest(
-            "every event must be a JSON object (one per line)".into(),
-        ));
-    }
-    let head: Head<'_> = serde_json::from_str(text).map_err(bad)?;
-    if head.uid.is_empty() || head.event.is_empty() {
-        return Err(AuthError::BadRequest(
-            "an event has an empty uid or event name".into(),
-        ));
-    }
+    let head =
+        portcullis_audit::event_head(text).map_err(|e| AuthError::BadRequest(e.to_string()))?;
     let key = uid_key(&head.uid);
-    if memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some() {
-        let v: serde_json::Value = serde_json::from_str(text).map_err(bad)?;
+    if head.line_break {
+        let v: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| AuthError::BadRequest(format!("every event must be JSON ({e})")))?;
         return Ok((key, Cow::Owned(v.to_string())));
     }
     Ok((key, Cow::Borrowed(text)))
