@@ -34,11 +34,35 @@ pub use crate::spool::SHIP_EVERY;
 
 /// Append requests waiting for the spool writer before sessions wait.
 pub const QUEUE: usize = 65_536;
-/// Most events per delivered batch.
+/// Most events per request sent as JSON (an [`portcullis_api::EventBatch`], to auth versions
+/// from before JSON lines).
 pub const BATCH: usize = 1000;
-/// Most bytes of events sent in one request: under auth's 1 MiB request limit with room for
-/// the JSON around them.
+/// Most bytes of events per request sent as JSON: under those versions' 1 MiB request
+/// limit with room for the JSON around them.
 pub const BATCH_BYTES: usize = 768 * 1024;
+
+/// How much one delivery request may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// Most events.
+    pub events: usize,
+    /// Most bytes (a single larger event still goes, alone).
+    pub bytes: usize,
+}
+
+/// Requests of JSON lines: auth takes 10,000 events and 8 MiB in one. A shipping round
+/// (200 ms of a busy agent's events) fits in one request, so auth writes and fsyncs its log
+/// once per round, not once per thousand events.
+pub const LINES_REQUEST: RequestLimits = RequestLimits {
+    events: 10_000,
+    bytes: 6 * 1024 * 1024,
+};
+
+/// Requests of JSON, for auth versions from before JSON lines.
+pub const JSON_REQUEST: RequestLimits = RequestLimits {
+    events: BATCH,
+    bytes: BATCH_BYTES,
+};
 /// Most requests group-committed with one fsync.
 pub const GROUP: usize = 1024;
 /// Largest read buffer the shipper keeps between rounds.
@@ -53,6 +77,11 @@ pub trait Deliver: Send + Sync + 'static {
     /// Stores a batch of JSON lines, each one event ending in `\n` (auth deduplicates by
     /// uid, so a retried batch is stored once).
     fn deliver(&self, lines: bytes::Bytes) -> DeliverFuture<'_>;
+
+    /// How much one [`Deliver::deliver`] may carry.
+    fn request_limits(&self) -> RequestLimits {
+        LINES_REQUEST
+    }
 
     /// Whether [`Deliver::store_fresh`] works: auth's log is in this process and can store
     /// lines as they are.
@@ -94,6 +123,14 @@ fn wants_json(e: &portcullis_client::api::ClientError) -> bool {
 }
 
 impl Deliver for ApiDelivery {
+    fn request_limits(&self) -> RequestLimits {
+        if self.json_only.load(Ordering::Relaxed) {
+            JSON_REQUEST
+        } else {
+            LINES_REQUEST
+        }
+    }
+
     fn deliver(&self, lines: bytes::Bytes) -> DeliverFuture<'_> {
         Box::pin(async move {
             let api = self.api.get();
@@ -112,17 +149,26 @@ impl Deliver for ApiDelivery {
                     other => return other.map(|_| ()).map_err(|e| e.to_string()),
                 }
             }
-            let mut events = Vec::new();
-            for line in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                let text = String::from_utf8(line.to_vec()).map_err(|e| e.to_string())?;
-                events.push(
-                    serde_json::value::RawValue::from_string(text).map_err(|e| e.to_string())?,
-                );
+            // In requests small enough for such a version (this one may have been sized
+            // for JSON lines before auth said so).
+            let mut at = 0;
+            while at < lines.len() {
+                let end = batch_end(&lines, at, JSON_REQUEST);
+                let mut events = Vec::new();
+                let chunk = lines.get(at..end).unwrap_or_default();
+                for line in chunk.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                    let text = String::from_utf8(line.to_vec()).map_err(|e| e.to_string())?;
+                    events.push(
+                        serde_json::value::RawValue::from_string(text)
+                            .map_err(|e| e.to_string())?,
+                    );
+                }
+                api.post::<_, u64>("/v1/events", &portcullis_api::EventBatch { events })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                at = end;
             }
-            api.post::<_, u64>("/v1/events", &portcullis_api::EventBatch { events })
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            Ok(())
         })
     }
 }
@@ -468,7 +514,28 @@ async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>) {
         }
         let s = spool.clone();
         let buf = std::mem::take(&mut spare);
-        let batch = match tokio::task::spawn_blocking(move || s.unshipped(buf)).await {
+        let read = tokio::task::spawn_blocking(move || {
+            let Some(mut batch) = s.unshipped(buf)? else {
+                return Ok(None);
+            };
+            // The rest of a full segment: what sessions wrote since, in the next segment,
+            // goes in the same delivery (one write and one fsync in auth's log). A round of
+            // its own for it right after would cost a second fsync; waiting for the next
+            // tick would keep it past the spool's fsync deadline.
+            let first_len = batch.data.len();
+            let mut then = None;
+            if batch.closed && batch.fresh {
+                if let Ok(Some(part)) = s.unshipped_after(batch.seq, &mut batch.data) {
+                    if part.fresh {
+                        then = Some(part);
+                    } else {
+                        batch.data.truncate(first_len);
+                    }
+                }
+            }
+            Ok::<_, std::io::Error>(Some((batch, first_len, then)))
+        });
+        let (batch, first_len, then) = match read.await {
             Ok(Ok(Some(b))) => b,
             Ok(Ok(None)) => {
                 behind = false;
@@ -485,9 +552,6 @@ async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>) {
             }
         };
         let lines = batch.events;
-        // A large round means more is waiting (see `behind` below); so does a round that
-        // ended a segment sessions have moved on from.
-        let large = batch.data.len() >= BATCH_BYTES || batch.closed;
         let delivered = if local && batch.fresh {
             let d = Arc::clone(&deliver);
             let data = batch.data;
@@ -511,8 +575,25 @@ async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>) {
             deliver_all(&*deliver, batch.seq, batch.data, batch.fresh)
                 .await
                 .map_err(|stopped| {
-                    if stopped.delivered > 0 {
-                        spool.shipped(batch.seq, batch.start + stopped.delivered, stopped.events);
+                    let at = stopped.delivered as usize;
+                    match then {
+                        // Into the second part: the first is all delivered.
+                        Some(part) if at > first_len => {
+                            spool.shipped(batch.seq, batch.end, lines);
+                            spool.shipped(
+                                part.seq,
+                                part.start + (at - first_len) as u64,
+                                stopped.events.saturating_sub(lines),
+                            );
+                        }
+                        _ if at > 0 => {
+                            spool.shipped(
+                                batch.seq,
+                                batch.start + stopped.delivered,
+                                stopped.events,
+                            );
+                        }
+                        _ => {}
                     }
                     stopped.error
                 })
@@ -527,9 +608,12 @@ async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>) {
                         "audit delivery works again; draining the spool"
                     );
                 }
-                let empty = spool.shipped(batch.seq, batch.end, lines);
-                // A segment behind the open one, or a large round: more is waiting.
-                behind = !empty && (large || spool.has_closed_backlog());
+                let mut empty = spool.shipped(batch.seq, batch.end, lines);
+                if let Some(part) = then {
+                    empty = spool.shipped(part.seq, part.end, part.events);
+                }
+                // A full segment still waiting (a backlog): the next round at once.
+                behind = !empty && spool.has_closed_backlog();
                 if empty && backlog {
                     backlog = false;
                     let st = &spool.stats;
@@ -573,9 +657,10 @@ async fn deliver_all(
     } else {
         (bytes::Bytes::from(checked_lines(seq, &data)), Some(data))
     };
+    let limits = deliver.request_limits();
     let mut at = 0;
     while at < sent.len() {
-        let end = batch_end(&sent, at);
+        let end = batch_end(&sent, at, limits);
         if let Err(error) = deliver.deliver(sent.slice(at..end)).await {
             let acked = sent.get(..at).unwrap_or_default();
             // Checked lines may have skipped torn ones: count the kept lines back into the
@@ -597,15 +682,15 @@ async fn deliver_all(
     Ok(())
 }
 
-/// Where the request starting at `at` ends: after at most [`BATCH`] lines and
-/// [`BATCH_BYTES`], and after at least one line.
-fn batch_end(data: &[u8], at: usize) -> usize {
+/// Where the request starting at `at` ends: after at most `limits.events` lines and
+/// `limits.bytes`, and after at least one line.
+fn batch_end(data: &[u8], at: usize, limits: RequestLimits) -> usize {
     let mut end = at;
     let mut lines = 0;
-    while end < data.len() && lines < BATCH {
+    while end < data.len() && lines < limits.events {
         let rest = data.get(end..).unwrap_or_default();
         let next = memchr::memchr(b'\n', rest).map_or(data.len(), |i| end + i + 1);
-        if lines > 0 && next - at > BATCH_BYTES {
+        if lines > 0 && next - at > limits.bytes {
             break;
         }
         end = next;
@@ -618,12 +703,17 @@ fn batch_end(data: &[u8], at: usize) -> usize {
 mod tests {
     use super::*;
 
-    /// The requests `deliver_all` would make, as (lines, bytes).
+    /// The requests `deliver_all` would make to an auth that takes only JSON, as (lines,
+    /// bytes).
     fn requests(data: &[u8]) -> Vec<(usize, usize)> {
+        requests_of(data, JSON_REQUEST)
+    }
+
+    fn requests_of(data: &[u8], limits: RequestLimits) -> Vec<(usize, usize)> {
         let mut out = Vec::new();
         let mut at = 0;
         while at < data.len() {
-            let end = batch_end(data, at);
+            let end = batch_end(data, at, limits);
             let chunk = data.get(at..end).unwrap();
             out.push((chunk.iter().filter(|&&b| b == b'\n').count(), chunk.len()));
             at = end;
@@ -652,6 +742,18 @@ mod tests {
         // A last line without its newline is still sent.
         assert_eq!(requests(b"{}\n{}"), [(1, 5)]);
         assert!(requests(b"").is_empty());
+        // JSON lines: a busy round's 4,000 events of 580 bytes in one request.
+        let round = format!("{{\"q\":\"{}\"}}\n", "x".repeat(571)).repeat(4000);
+        assert_eq!(
+            requests_of(round.as_bytes(), LINES_REQUEST),
+            [(4000, 4000 * 580)]
+        );
+        let many = b"{\"a\":123}\n".repeat(25_000);
+        let sizes: Vec<usize> = requests_of(&many, LINES_REQUEST)
+            .iter()
+            .map(|r| r.0)
+            .collect();
+        assert_eq!(sizes, [10_000, 10_000, 5000]);
     }
 
     #[test]
@@ -685,6 +787,11 @@ mod tests {
     }
 
     impl Deliver for FlakyLink {
+        // Requests of a thousand events, so a round is several of them.
+        fn request_limits(&self) -> RequestLimits {
+            JSON_REQUEST
+        }
+
         fn deliver(&self, lines: bytes::Bytes) -> DeliverFuture<'_> {
             Box::pin(async move {
                 let n = self.requests.fetch_add(1, Ordering::SeqCst) + 1;
@@ -699,6 +806,17 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_link_that_fails_every_few_requests_still_drains_the_spool_once() {
+        drains_once_through_a_flaky_link(64 * 1024 * 1024).await;
+    }
+
+    /// The same with 256 KiB segments: a round reads a full segment and the next together,
+    /// and a failure inside the second counts the first as delivered.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flaky_link_drains_rounds_of_two_segments_once() {
+        drains_once_through_a_flaky_link(2 * 1024 * 1024).await;
+    }
+
+    async fn drains_once_through_a_flaky_link(spool_max_bytes: u64) {
         let dir = tempfile::tempdir().unwrap();
         let link = Arc::new(FlakyLink {
             requests: 0.into(),
@@ -706,7 +824,7 @@ mod tests {
         });
         let options = AuditOptions {
             spool_dir: dir.path().join("spool"),
-            spool_max_bytes: 64 * 1024 * 1024,
+            spool_max_bytes,
             when_full: WhenFull::RefuseSessions,
             max_query_bytes: 4096,
             fsync_interval: Some(Duration::from_millis(50)),

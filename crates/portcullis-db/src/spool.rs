@@ -258,6 +258,25 @@ pub struct Unshipped {
     pub closed: bool,
 }
 
+/// Where a further segment's events start and end in a round's data, read with
+/// [`Spool::unshipped_after`]: the same bookkeeping as [`Unshipped`]'s, for the bytes it
+/// appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnshippedPart {
+    /// The segment.
+    pub seq: u64,
+    /// Where in it the events start.
+    pub start: u64,
+    /// Where in it they end (for [`Spool::shipped`]).
+    pub end: u64,
+    /// How many events (other than `audit.gap`) they are.
+    pub events: u64,
+    /// Written by this process since it started (see [`Unshipped::fresh`]).
+    pub fresh: bool,
+    /// The segment was no longer the one being written when it was read.
+    pub closed: bool,
+}
+
 /// The spool (cheap to clone; methods that touch files block, so call them from blocking
 /// threads — except [`Spool::append`] with `spool_fsync: interval`, which only copies into
 /// memory unless a segment must be created or dropped).
@@ -805,45 +824,84 @@ impl Spool {
     /// What the oldest segment with undelivered events holds after what was delivered, or
     /// `None` when everything is delivered. The events are read into `buf` (cleared first),
     /// so the shipper can reuse one buffer round after round.
-    pub fn unshipped(&self, buf: Vec<u8>) -> std::io::Result<Option<Unshipped>> {
-        let (seq, from, end, events, fresh, closed) = {
+    pub fn unshipped(&self, mut buf: Vec<u8>) -> std::io::Result<Option<Unshipped>> {
+        buf.clear();
+        let Some(part) = self.read_unshipped(None, &mut buf)? else {
+            return Ok(None);
+        };
+        Ok(Some(Unshipped {
+            seq: part.seq,
+            start: part.start,
+            end: part.end,
+            events: part.events,
+            fresh: part.fresh,
+            data: buf,
+            closed: part.closed,
+        }))
+    }
+
+    /// What the first segment after `seq` with undelivered events holds, appended to `data`:
+    /// when a round has read the rest of a full segment, the events sessions wrote since
+    /// into the next one go in the same delivery (one write and one fsync in auth's log,
+    /// instead of a second round right after).
+    pub fn unshipped_after(
+        &self,
+        seq: u64,
+        data: &mut Vec<u8>,
+    ) -> std::io::Result<Option<UnshippedPart>> {
+        self.read_unshipped(Some(seq), data)
+    }
+
+    /// Appends to `data` what the first segment (after `after`, if given) with undelivered
+    /// events holds after what was delivered.
+    fn read_unshipped(
+        &self,
+        after: Option<u64>,
+        data: &mut Vec<u8>,
+    ) -> std::io::Result<Option<UnshippedPart>> {
+        let part = {
             let inner = self.lock();
-            let Some(seg) = inner.segments().find(|s| s.undelivered() > 0) else {
+            let Some(seg) = inner
+                .segments()
+                .filter(|s| after.is_none_or(|a| s.seq > a))
+                .find(|s| s.undelivered() > 0)
+            else {
                 return Ok(None);
             };
-            let events = seg.events - seg.shipped_events;
-            let closed = inner.open.as_ref().is_none_or(|w| w.seg.seq != seg.seq);
-            (seg.seq, seg.shipped, seg.bytes, events, seg.fresh, closed)
+            UnshippedPart {
+                seq: seg.seq,
+                start: seg.shipped,
+                end: seg.bytes,
+                events: seg.events - seg.shipped_events,
+                fresh: seg.fresh,
+                closed: inner.open.as_ref().is_none_or(|w| w.seg.seq != seg.seq),
+            }
         };
+        let (seq, from, end) = (part.seq, part.start, part.end);
         let len = usize::try_from(end - from).map_err(std::io::Error::other)?;
-        let mut data = buf;
-        data.clear();
+        let before = data.len();
         data.reserve(len);
         let read = File::open(segment_path(&self.dir, seq)).and_then(|mut f| {
             f.seek(std::io::SeekFrom::Start(from))?;
-            f.take(end - from).read_to_end(&mut data)
+            f.take(end - from).read_to_end(data)
         });
         match read {
             Ok(n) if n == len => {}
             Ok(n) => {
+                data.truncate(before);
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
                     format!("audit spool segment {seq} ends {} bytes early", len - n),
-                ))
+                ));
             }
             // Dropped meanwhile (drop_oldest): the caller asks again.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => data.clear(),
-            Err(e) => return Err(e),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => data.truncate(before),
+            Err(e) => {
+                data.truncate(before);
+                return Err(e);
+            }
         }
-        Ok(Some(Unshipped {
-            seq,
-            start: from,
-            end,
-            events,
-            fresh,
-            data,
-            closed,
-        }))
+        Ok(Some(part))
     }
 
     /// Records that auth acknowledged segment `seq` up to `end`, `events` events (a closed
@@ -1011,6 +1069,45 @@ mod tests {
             "{left:?}"
         );
         assert_eq!(s.stats.bytes.load(Ordering::Relaxed), 0);
+        assert_eq!(s.stats.delivered.load(Ordering::Relaxed), 60);
+    }
+
+    #[test]
+    fn a_full_segment_and_the_next_are_read_into_one_round() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Spool::open(d.path(), 32 * 1024, WhenFull::RefuseSessions, gap()).unwrap();
+        s.set_fsync_each(false);
+        // Delivered up to line 9, then past the first segment's end.
+        for i in 0..10 {
+            assert!(s.append(&[(&one(&line(i)), Class::Activity)])[0].is_ok());
+        }
+        let u = s.unshipped(Vec::new()).unwrap().unwrap();
+        s.shipped(u.seq, u.end, 10);
+        for i in 10..60 {
+            assert!(s.append(&[(&one(&line(i)), Class::Activity)])[0].is_ok());
+        }
+        let mut u = s.unshipped(Vec::new()).unwrap().unwrap();
+        assert!(u.closed && u.fresh);
+        let first_len = u.data.len();
+        let part = s.unshipped_after(u.seq, &mut u.data).unwrap().unwrap();
+        assert_eq!(part.seq, u.seq + 1);
+        assert!(!part.closed && part.fresh && part.start == 0);
+        assert_eq!(part.end as usize, u.data.len() - first_len);
+        let text = String::from_utf8(u.data).unwrap();
+        assert_eq!(
+            text.lines().map(str::to_owned).collect::<Vec<_>>(),
+            (10..60).map(line).collect::<Vec<_>>()
+        );
+        assert_eq!(u.events + part.events, 50);
+        // Nothing after the open segment.
+        let mut none = Vec::new();
+        assert!(s.unshipped_after(part.seq, &mut none).unwrap().is_none() && none.is_empty());
+        assert!(!s.shipped(u.seq, u.end, u.events));
+        assert!(
+            s.shipped(part.seq, part.end, part.events),
+            "everything delivered"
+        );
+        assert!(s.unshipped(Vec::new()).unwrap().is_none());
         assert_eq!(s.stats.delivered.load(Ordering::Relaxed), 60);
     }
 
