@@ -207,49 +207,40 @@ impl Walk<'_> {
     }
 
     fn object(&mut self, depth: usize) -> Option<()> {
-        if depth > MAX_DEPTH {
-            return None;
-        }
-        self.eat(b'{')?;
-        self.ws();
-        if self.peek()? == b'}' {
-            self.i += 1;
-            return Some(());
-        }
-        loop {
-            if self.peek()? != b'"' {
-                return None;
-            }
-            self.string()?;
-            self.ws();
-            self.eat(b':')?;
-            self.ws();
-            self.value(depth)?;
-            self.ws();
-            match self.bump()? {
-                b',' => self.ws(),
-                b'}' => return Some(()),
-                _ => return None,
-            }
-        }
+        self.items(depth, b'{', b'}', true)
     }
 
     fn array(&mut self, depth: usize) -> Option<()> {
+        self.items(depth, b'[', b']', false)
+    }
+
+    /// The items of an object (`keyed`: each a string key, `:` and a value) or of an array,
+    /// from `open` to `close`.
+    fn items(&mut self, depth: usize, open: u8, close: u8, keyed: bool) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
         }
-        self.eat(b'[')?;
+        self.eat(open)?;
         self.ws();
-        if self.peek()? == b']' {
+        if self.peek()? == close {
             self.i += 1;
             return Some(());
         }
         loop {
+            if keyed {
+                if self.peek()? != b'"' {
+                    return None;
+                }
+                self.string()?;
+                self.ws();
+                self.eat(b':')?;
+                self.ws();
+            }
             self.value(depth)?;
             self.ws();
             match self.bump()? {
                 b',' => self.ws(),
-                b']' => return Some(()),
+                c if c == close => return Some(()),
                 _ => return None,
             }
         }

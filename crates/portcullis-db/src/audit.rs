@@ -34,13 +34,6 @@ pub use crate::spool::SHIP_EVERY;
 
 /// Append requests waiting for the spool writer before sessions wait.
 pub const QUEUE: usize = 65_536;
-/// Most events per request sent as JSON (an [`portcullis_api::EventBatch`], to auth versions
-/// from before JSON lines).
-pub const BATCH: usize = 1000;
-/// Most bytes of events per request sent as JSON: under those versions' 1 MiB request
-/// limit with room for the JSON around them.
-pub const BATCH_BYTES: usize = 768 * 1024;
-
 /// How much one delivery request may carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestLimits {
@@ -58,10 +51,11 @@ pub const LINES_REQUEST: RequestLimits = RequestLimits {
     bytes: 6 * 1024 * 1024,
 };
 
-/// Requests of JSON, for auth versions from before JSON lines.
+/// Requests of JSON (an [`portcullis_api::EventBatch`]), for auth versions from before JSON
+/// lines: under their 1 MiB request limit with room for the JSON around the events.
 pub const JSON_REQUEST: RequestLimits = RequestLimits {
-    events: BATCH,
-    bytes: BATCH_BYTES,
+    events: 1000,
+    bytes: 768 * 1024,
 };
 /// Most requests group-committed with one fsync.
 pub const GROUP: usize = 1024;
@@ -641,7 +635,7 @@ async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>) {
     }
 }
 
-/// Delivers JSON lines in requests of at most [`BATCH`] events and [`BATCH_BYTES`] (one event
+/// Delivers JSON lines in requests as large as [`Deliver::request_limits`] allows (one event
 /// always goes, whatever its size); stops at the first failure and says how much of `data`
 /// auth acknowledged before it (a retry starts there; a request whose answer was lost is
 /// sent again, and auth stores each uid once). Lines this process wrote (`fresh`) go as they
@@ -729,13 +723,13 @@ mod tests {
             requests(&small),
             [(1000, 10_000), (1000, 10_000), (500, 5000)]
         );
-        // Lines of 300 KiB: two per request (the third would pass BATCH_BYTES).
+        // Lines of 300 KiB: two per request (the third would pass 768 KiB).
         let line = format!("{{\"q\":\"{}\"}}\n", "x".repeat(300 * 1024));
         let big = line.repeat(5);
         let sizes: Vec<usize> = requests(big.as_bytes()).iter().map(|r| r.0).collect();
         assert_eq!(sizes, [2, 2, 1]);
-        // One line larger than BATCH_BYTES still goes, alone.
-        let huge = format!("{{\"q\":\"{}\"}}\n", "x".repeat(BATCH_BYTES));
+        // One line larger than a request's bytes still goes, alone.
+        let huge = format!("{{\"q\":\"{}\"}}\n", "x".repeat(JSON_REQUEST.bytes));
         let data = format!("{{}}\n{huge}{{}}\n");
         let sizes: Vec<usize> = requests(data.as_bytes()).iter().map(|r| r.0).collect();
         assert_eq!(sizes, [1, 1, 1]);
@@ -830,9 +824,9 @@ mod tests {
             fsync_interval: Some(Duration::from_millis(50)),
         };
         let sender = AuditSender::start_with(link.clone(), &options, "c", "s").unwrap();
-        // 5,000 events before the first round: five requests of BATCH events, the third of
+        // 5,000 events before the first round: five requests of a thousand events, the third of
         // which fails. A round that is all or nothing would resend the first two forever.
-        const N: usize = 5 * BATCH;
+        const N: usize = 5 * JSON_REQUEST.events;
         for chunk in 0..N / 100 {
             let events = (0..100)
                 .map(|i| Event::new(EventKind::DbSessionQuery, "c").with("n", chunk * 100 + i))
