@@ -93,12 +93,24 @@ pg_env_files pg1 pg1-quiet
 
 # Every process of the Portcullis side: the cluster, and with TOPOLOGY=remote the agent.
 portcullis_ticks() { echo $(($(ticks "$cluster_pid") + $(ticks "$agent_pid"))); }
+# The part of it spent in the kernel (system calls, page faults, the disk writes they start).
+portcullis_sys_ticks() { awk '{s+=$15} END {print s}' "/proc/$cluster_pid/stat" "/proc/$agent_pid/stat"; }
 events() { wc -l <"$dir/cluster/log/events.log"; }
 hz=$(getconf CLK_TCK)
 results="$dir/results"
 : >"$results"
 # Busy and idle jiffies of the whole machine (/proc/stat: idle + iowait count as idle).
 machine() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $5+$6; exit}' /proc/stat; }
+# Bytes written to the machine's disks so far (whole devices; loop and RAM disks left out):
+# what the log, its journal and any writeback of the spool cost the disk.
+disk_bytes() {
+  local f s=0
+  for f in /sys/block/*/stat; do
+    case "$f" in /sys/block/loop*|/sys/block/ram*|/sys/block/zram*) continue ;; esac
+    s=$((s + $(awk '{print $7}' "$f")))
+  done
+  echo $((s * 512))
+}
 # run WORKLOAD PATH ROUND: one pgbench run; appends "workload path tps cpu_us_per_txn
 # events_per_txn machine_busy_us_per_txn machine_idle_share".
 run() {
@@ -110,7 +122,7 @@ run() {
     *) die "unknown workload $w (select, simple, tpcb)" ;;
   esac
   sleep 1 # the previous run's events reach the log
-  e0=$(events); c0=$(portcullis_ticks); read -r m0 i0 < <(machine)
+  e0=$(events); c0=$(portcullis_ticks); k0=$(portcullis_sys_ticks); read -r m0 i0 < <(machine); d0=$(disk_bytes)
   local perf_pid=""
   if [ -n "${AUDIT_BENCH_PERF:-}" ] && [ "$round" = 1 ]; then
     keep=1
@@ -130,9 +142,10 @@ run() {
   fi
   (. "$dir/$path.env"; "$pgbin/pgbench" -n "${args[@]}" -T "$T" -c "$CLIENTS" -j 2) >"$out" 2>&1 \
     || { cat "$out" >&2; die "pgbench $w on the $path path failed"; }
-  c1=$(portcullis_ticks); read -r m1 i1 < <(machine)
+  c1=$(portcullis_ticks); k1=$(portcullis_sys_ticks); read -r m1 i1 < <(machine)
   [ -n "$perf_pid" ] && wait "$perf_pid"
   sleep 1
+  d1=$(disk_bytes)
   e1=$(events)
   local ir=""
   if [ -n "${AUDIT_BENCH_CALLGRIND:-}" ]; then
@@ -147,8 +160,8 @@ run() {
   fi
   tps=$(awk '/^tps = /{print $3; exit}' "$out")
   txns=$(awk '/number of transactions actually processed/{split($NF,a,"/"); print a[1]; exit}' "$out")
-  python3 -c "import sys; w,p,tps,t,c,e,hz,m,i,ir=sys.argv[1:]; t=int(t); hz=int(hz); m=int(m); i=int(i); print(w, p, tps, f'{int(c)/hz*1e6/t:.1f}', f'{int(e)/t:.2f}', f'{m/hz*1e6/t:.1f}', f'{i/(m+i):.3f}', *([f'{int(ir)/t:.0f}'] if ir else []))" \
-    "$w" "$path" "$tps" "$txns" "$((c1 - c0))" "$((e1 - e0))" "$hz" "$((m1 - m0))" "$((i1 - i0))" "$ir" >>"$results"
+  python3 -c "import sys; w,p,tps,t,c,e,hz,m,i,d,k,ir=sys.argv[1:]; t=int(t); hz=int(hz); m=int(m); i=int(i); print(w, p, tps, f'{int(c)/hz*1e6/t:.1f}', f'{int(e)/t:.2f}', f'{m/hz*1e6/t:.1f}', f'{i/(m+i):.3f}', f'{int(d)/t:.0f}', f'{int(k)/hz*1e6/t:.1f}', *([f'{int(ir)/t:.0f}'] if ir else []))" \
+    "$w" "$path" "$tps" "$txns" "$((c1 - c0))" "$((e1 - e0))" "$hz" "$((m1 - m0))" "$((i1 - i0))" "$((d1 - d0))" "$((k1 - k0))" "$ir" >>"$results"
   echo "   $w $path round $round: $tps TPS" >&2
 }
 
@@ -170,7 +183,7 @@ echo "Auditing every query (pg1) vs audit_queries: false (pg1-quiet), $TOPOLOGY 
 python3 - "$results" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
-print(f"{'workload':<8} {'TPS on':>9} {'TPS off':>9} {'drop':>7} {'(min..max)':>15} {'µs/txn on':>10} {'off':>7} {'events/txn':>11} {'machine µs/txn on':>18} {'off':>7} {'idle on':>8} {'off':>6}")
+print(f"{'workload':<8} {'TPS on':>9} {'TPS off':>9} {'drop':>7} {'(min..max)':>15} {'µs/txn on':>10} {'off':>7} {'events/txn':>11} {'machine µs/txn on':>18} {'off':>7} {'idle on':>8} {'off':>6} {'disk B/txn on':>14} {'off':>5} {'kernel µs/txn on':>17} {'off':>5}")
 for w in dict.fromkeys(r[0] for r in rows):
     on = [r for r in rows if r[0] == w and r[1] == "proxy"]
     off = [r for r in rows if r[0] == w and r[1] == "quiet"]
@@ -179,7 +192,7 @@ for w in dict.fromkeys(r[0] for r in rows):
     d = 1 - med(on, 2) / med(off, 2)
     print(f"{w:<8} {med(on, 2):>9.0f} {med(off, 2):>9.0f} {d * 100:>6.1f}% {min(drops) * 100:>6.1f}..{max(drops) * 100:<5.1f}% "
           f"{med(on, 3):>10.1f} {med(off, 3):>7.1f} {med(on, 4):>11.2f} {med(on, 5):>18.1f} {med(off, 5):>7.1f} "
-          f"{med(on, 6) * 100:>7.1f}% {med(off, 6) * 100:>5.1f}%")
+          f"{med(on, 6) * 100:>7.1f}% {med(off, 6) * 100:>5.1f}% {med(on, 7):>14.0f} {med(off, 7):>5.0f} {med(on, 8):>17.1f} {med(off, 8):>5.1f}")
     if len(drops) > 1:
         # Rounds run in pairs (ABBA), so each pair's drop cancels what the machine did across
         # the pair; their mean and its standard error say how far the figure can be trusted
@@ -188,8 +201,8 @@ for w in dict.fromkeys(r[0] for r in rows):
         print(f"{'':<8} paired rounds: mean drop {mean * 100:.1f} % ± {se * 100:.1f} (standard error; 95 % interval "
               f"{(mean - 1.96 * se) * 100:.1f}..{(mean + 1.96 * se) * 100:.1f} %), median {statistics.median(drops) * 100:.1f} %, "
               f"{len(drops)} pairs, sd {statistics.stdev(drops) * 100:.1f} % per pair")
-    if all(len(r) > 7 for r in on + off):
-        a, b = med(on, 7), med(off, 7)
+    if all(len(r) > 9 for r in on + off):
+        a, b = med(on, 9), med(off, 9)
         print(f"{'':<8} instructions per transaction in the cluster (callgrind): on {a:,.0f}, off {b:,.0f}, audit {a - b:+,.0f} ({(a / b - 1) * 100:+.1f} %)")
 PY
 if [ -n "${AUDIT_BENCH_PERF:-}" ]; then
