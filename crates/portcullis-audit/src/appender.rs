@@ -215,8 +215,10 @@ impl Appender {
                 data.get(d..d + rest.len()),
             ) {
                 (Some(t), Some(x)) => {
-                    head.copy_from_slice(t);
-                    rest.copy_from_slice(x);
+                    // Only the disk reads the window: no need to pull it through the caches
+                    // (a round's megabytes would push out what the proxy is using).
+                    portcullis_mapfile::streaming::copy(head, t);
+                    portcullis_mapfile::streaming::copy(rest, x);
                 }
                 _ => {
                     return Err(io::Error::other(

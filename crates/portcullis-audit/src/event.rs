@@ -520,6 +520,51 @@ impl Json {
     }
 }
 
+/// Random v4 uids drawn at once per thread: one fill from the thread's generator per
+/// [`UID_POOL`] uids, rather than a thread-local lookup and reference count per event.
+struct UidPool {
+    random: [[u8; 16]; UID_POOL],
+    next: usize,
+}
+
+/// Uids drawn per refill.
+const UID_POOL: usize = 32;
+
+thread_local! {
+    static UIDS: std::cell::RefCell<UidPool> = const {
+        std::cell::RefCell::new(UidPool { random: [[0; 16]; UID_POOL], next: UID_POOL })
+    };
+}
+
+/// A new event's `uid`: a random (version 4) uuid from the thread's cryptographically secure
+/// generator, as `Uuid::new_v4` makes them — unguessable, so no one can claim another
+/// agent's next event id — drawn [`UID_POOL`] at a time (it runs for every event).
+pub fn new_uid() -> uuid::Uuid {
+    UIDS.with(|pool| {
+        let Ok(mut pool) = pool.try_borrow_mut() else {
+            return uuid::Uuid::new_v4();
+        };
+        if pool.next >= UID_POOL {
+            use rand::RngCore as _;
+            let mut bytes = [0u8; 16 * UID_POOL];
+            rand::thread_rng().fill_bytes(&mut bytes);
+            for (slot, chunk) in pool.random.iter_mut().zip(bytes.chunks_exact(16)) {
+                slot.copy_from_slice(chunk);
+            }
+            pool.next = 0;
+        }
+        let at = pool.next;
+        pool.next += 1;
+        let random = pool.random.get(at).copied().unwrap_or_default();
+        // The random bytes are used once: clear them so no later read of this memory sees
+        // an id before its event exists.
+        if let Some(slot) = pool.random.get_mut(at) {
+            *slot = [0; 16];
+        }
+        uuid::Builder::from_random_bytes(random).into_uuid()
+    })
+}
+
 /// Appends an event's opening: `{"uid":…,"time":…,"event":…,"code":…` (no closing brace).
 fn push_head(buf: &mut Vec<u8>, uid: uuid::Uuid, kind: EventKind, stamp: &Stamp) {
     // `{"uid":"` + 36 + `","time":"`, built on the stack and copied once.
@@ -590,7 +635,7 @@ impl Event {
     /// `uid`, `time`, `event` and `code`, with room for `more` bytes of fields and the usual
     /// few after them.
     fn begin(kind: EventKind, stamp: &Stamp, more: usize) -> Self {
-        let uid = uuid::Uuid::new_v4();
+        let uid = new_uid();
         let mut buf = Vec::with_capacity(256 + more);
         push_head(&mut buf, uid, kind, stamp);
         Self { buf, uid, kind }
@@ -683,7 +728,7 @@ impl Lines {
     /// Starts an event of `kind` with a fresh `uid`, time `stamp` and `head`'s fields first
     /// (as [`Event::stamped`]); it is finished when the returned writer is dropped.
     pub fn event(&mut self, kind: EventKind, stamp: &Stamp, head: &Fragment) -> LineEvent<'_> {
-        push_head(&mut self.buf, uuid::Uuid::new_v4(), kind, stamp);
+        push_head(&mut self.buf, new_uid(), kind, stamp);
         self.buf.extend_from_slice(&head.0);
         LineEvent { lines: self }
     }
@@ -1030,6 +1075,28 @@ mod tests {
                 id.hyphenated().to_string()
             );
         }
+    }
+
+    #[test]
+    fn pooled_uids_are_random_v4_and_never_repeat_within_or_across_threads() {
+        let draw = || {
+            (0..10 * UID_POOL + 3)
+                .map(|_| new_uid())
+                .collect::<Vec<_>>()
+        };
+        let mut all = draw();
+        let others = std::thread::spawn(draw).join().unwrap();
+        all.extend(others);
+        let distinct: std::collections::HashSet<_> = all.iter().collect();
+        assert_eq!(distinct.len(), all.len(), "a uid repeated");
+        for id in &all {
+            assert_eq!(id.get_version(), Some(uuid::Version::Random));
+            assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
+        }
+        // Random bits, not a counter: about half of all bits are set.
+        let ones: u32 = all.iter().map(|id| id.as_u128().count_ones()).sum();
+        let bits = 122 * all.len() as u32;
+        assert!(ones > bits * 45 / 100 && ones < bits * 55 / 100 + 6 * all.len() as u32);
     }
 
     #[test]
