@@ -99,8 +99,9 @@ events() { wc -l <"$dir/cluster/log/events.log"; }
 hz=$(getconf CLK_TCK)
 results="$dir/results"
 : >"$results"
-# Busy and idle jiffies of the whole machine (/proc/stat: idle + iowait count as idle).
-machine() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $5+$6; exit}' /proc/stat; }
+# Busy, idle and stolen jiffies of the whole machine (/proc/stat: idle + iowait count as
+# idle; steal is time the hypervisor gave another guest, which is neither).
+machine() { awk '/^cpu /{print $2+$3+$4+$7+$8, $5+$6, $9; exit}' /proc/stat; }
 # Bytes written to the machine's disks so far (whole devices; loop and RAM disks left out):
 # what the log, its journal and any writeback of the spool cost the disk.
 disk_bytes() {
@@ -122,7 +123,7 @@ run() {
     *) die "unknown workload $w (select, simple, tpcb)" ;;
   esac
   sleep 1 # the previous run's events reach the log
-  e0=$(events); c0=$(portcullis_ticks); k0=$(portcullis_sys_ticks); read -r m0 i0 < <(machine); d0=$(disk_bytes)
+  e0=$(events); c0=$(portcullis_ticks); k0=$(portcullis_sys_ticks); read -r m0 i0 s0 < <(machine); d0=$(disk_bytes)
   local perf_pid=""
   if [ -n "${AUDIT_BENCH_PERF:-}" ] && [ "$round" = 1 ]; then
     keep=1
@@ -142,7 +143,7 @@ run() {
   fi
   (. "$dir/$path.env"; "$pgbin/pgbench" -n "${args[@]}" -T "$T" -c "$CLIENTS" -j 2) >"$out" 2>&1 \
     || { cat "$out" >&2; die "pgbench $w on the $path path failed"; }
-  c1=$(portcullis_ticks); k1=$(portcullis_sys_ticks); read -r m1 i1 < <(machine)
+  c1=$(portcullis_ticks); k1=$(portcullis_sys_ticks); read -r m1 i1 s1 < <(machine)
   [ -n "$perf_pid" ] && wait "$perf_pid"
   sleep 1
   d1=$(disk_bytes)
@@ -160,8 +161,8 @@ run() {
   fi
   tps=$(awk '/^tps = /{print $3; exit}' "$out")
   txns=$(awk '/number of transactions actually processed/{split($NF,a,"/"); print a[1]; exit}' "$out")
-  python3 -c "import sys; w,p,tps,t,c,e,hz,m,i,d,k,ir=sys.argv[1:]; t=int(t); hz=int(hz); m=int(m); i=int(i); print(w, p, tps, f'{int(c)/hz*1e6/t:.1f}', f'{int(e)/t:.2f}', f'{m/hz*1e6/t:.1f}', f'{i/(m+i):.3f}', f'{int(d)/t:.0f}', f'{int(k)/hz*1e6/t:.1f}', *([f'{int(ir)/t:.0f}'] if ir else []))" \
-    "$w" "$path" "$tps" "$txns" "$((c1 - c0))" "$((e1 - e0))" "$hz" "$((m1 - m0))" "$((i1 - i0))" "$((d1 - d0))" "$((k1 - k0))" "$ir" >>"$results"
+  python3 -c "import sys; w,p,tps,t,c,e,hz,m,i,d,k,st,ir=sys.argv[1:]; t=int(t); hz=int(hz); m=int(m); i=int(i); st=int(st); print(w, p, tps, f'{int(c)/hz*1e6/t:.1f}', f'{int(e)/t:.2f}', f'{m/hz*1e6/t:.1f}', f'{i/(m+i):.3f}', f'{int(d)/t:.0f}', f'{int(k)/hz*1e6/t:.1f}', f'{st/(m+i+st):.3f}', *([f'{int(ir)/t:.0f}'] if ir else []))" \
+    "$w" "$path" "$tps" "$txns" "$((c1 - c0))" "$((e1 - e0))" "$hz" "$((m1 - m0))" "$((i1 - i0))" "$((d1 - d0))" "$((k1 - k0))" "$((s1 - s0))" "$ir" >>"$results"
   echo "   $w $path round $round: $tps TPS" >&2
 }
 
@@ -201,8 +202,14 @@ for w in dict.fromkeys(r[0] for r in rows):
         print(f"{'':<8} paired rounds: mean drop {mean * 100:.1f} % ± {se * 100:.1f} (standard error; 95 % interval "
               f"{(mean - 1.96 * se) * 100:.1f}..{(mean + 1.96 * se) * 100:.1f} %), median {statistics.median(drops) * 100:.1f} %, "
               f"{len(drops)} pairs, sd {statistics.stdev(drops) * 100:.1f} % per pair")
-    if all(len(r) > 9 for r in on + off):
-        a, b = med(on, 9), med(off, 9)
+        # On a shared host the hypervisor takes a varying share of the CPUs (steal), and a
+        # saturated run's TPS moves with it: TPS per CPU actually available cancels that.
+        fair = [1 - (float(a[2]) / (1 - float(a[9]))) / (float(b[2]) / (1 - float(b[9]))) for a, b in zip(on, off)]
+        fm, fse = statistics.mean(fair), statistics.stdev(fair) / len(fair) ** 0.5
+        print(f"{'':<8} per CPU not stolen (steal on {med(on, 9) * 100:.1f} %, off {med(off, 9) * 100:.1f} %): mean drop {fm * 100:.1f} % ± {fse * 100:.1f} "
+              f"(95 % interval {(fm - 1.96 * fse) * 100:.1f}..{(fm + 1.96 * fse) * 100:.1f} %), sd {statistics.stdev(fair) * 100:.1f} % per pair")
+    if all(len(r) > 10 for r in on + off):
+        a, b = med(on, 10), med(off, 10)
         print(f"{'':<8} instructions per transaction in the cluster (callgrind): on {a:,.0f}, off {b:,.0f}, audit {a - b:+,.0f} ({(a / b - 1) * 100:+.1f} %)")
 PY
 if [ -n "${AUDIT_BENCH_PERF:-}" ]; then

@@ -124,16 +124,24 @@ impl Appender {
     /// Appends `data` at the end of the file. On failure the file is cut back to where it
     /// ended, as far as that is possible, so a retried batch does not follow a torn one.
     pub fn append(&mut self, data: &[u8]) -> io::Result<()> {
-        if data.is_empty() {
+        self.append_parts(&[data])
+    }
+
+    /// Appends the concatenation of `parts` as [`Appender::append`] does: one write of them
+    /// all where it is direct (a shipping round that spans two spool segments, mapped where
+    /// they are, without joining them in memory first).
+    pub fn append_parts(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if total == 0 {
             return Ok(());
         }
         self.with_lock(|me| {
             me.catch_up()?;
             let before = me.len;
-            let written = if me.direct.is_some() && me.tail.len() + data.len() >= DIRECT_MIN {
-                me.append_direct(data)
+            let written = if me.direct.is_some() && me.tail.len() + total >= DIRECT_MIN {
+                me.append_direct(parts, total)
             } else {
-                me.append_buffered(data)
+                parts.iter().try_for_each(|part| me.append_buffered(part))
             };
             if written.is_err() {
                 // Best effort: the error that matters is the write's.
@@ -189,12 +197,12 @@ impl Appender {
         Ok(())
     }
 
-    /// Writes the file's last partial block followed by `data` as whole blocks with direct
-    /// I/O, then the rest (less than a block) buffered.
-    fn append_direct(&mut self, data: &[u8]) -> io::Result<()> {
+    /// Writes the file's last partial block followed by `parts` (`total` bytes) as whole
+    /// blocks with direct I/O, then the rest (less than a block) buffered.
+    fn append_direct(&mut self, parts: &[&[u8]], total: usize) -> io::Result<()> {
         let kept = self.tail.len();
         let base = self.len - kept as u64;
-        let whole = (kept + data.len()) / BLOCK * BLOCK;
+        let whole = (kept + total) / BLOCK * BLOCK;
         if self.stage.len() < STAGE + 2 * BLOCK {
             self.stage.resize(STAGE + 2 * BLOCK, 0);
         }
@@ -210,16 +218,10 @@ impl Appender {
             let from_tail = kept.saturating_sub(done).min(n);
             let (head, rest) = window.split_at_mut(from_tail);
             let d = (done + from_tail).saturating_sub(kept);
-            match (
-                self.tail.get(done.min(kept)..done.min(kept) + from_tail),
-                data.get(d..d + rest.len()),
-            ) {
-                (Some(t), Some(x)) => {
-                    // Only the disk reads the window: no need to pull it through the caches
-                    // (a round's megabytes would push out what the proxy is using).
-                    portcullis_mapfile::streaming::copy(head, t);
-                    portcullis_mapfile::streaming::copy(rest, x);
-                }
+            match self.tail.get(done.min(kept)..done.min(kept) + from_tail) {
+                // Only the disk reads the window: no need to pull it through the caches
+                // (a round's megabytes would push out what the proxy is using).
+                Some(t) if gather(parts, d, rest) => portcullis_mapfile::streaming::copy(head, t),
                 _ => {
                     return Err(io::Error::other(
                         "audit log append: block arithmetic is off",
@@ -227,29 +229,58 @@ impl Appender {
                 }
             }
             let Some(direct) = &self.direct else {
-                return self.append_buffered(data);
+                return parts.iter().try_for_each(|part| self.append_buffered(part));
             };
             if let Err(e) = direct.write_all_at(window, base + done as u64) {
                 if done == 0 && e.raw_os_error() == Some(libc::EINVAL) {
                     // The device wants another alignment: buffered from now on.
                     tracing::info!(error = %e, "direct I/O refused: the audit log is written through the page cache from now on");
                     self.direct = None;
-                    return self.append_buffered(data);
+                    return parts.iter().try_for_each(|part| self.append_buffered(part));
                 }
                 return Err(e);
             }
             done += n;
         }
-        // The file now ends at `base + whole`; the rest of `data` goes after it.
+        // The file now ends at `base + whole`; the rest of the data (less than a block)
+        // goes after it.
         self.len = base + whole as u64;
         self.tail.clear();
-        let rest = data.get(whole - kept..).unwrap_or_default();
+        let mut rest = vec![0; kept + total - whole];
+        if !gather(parts, whole - kept, &mut rest) {
+            return Err(io::Error::other(
+                "audit log append: block arithmetic is off",
+            ));
+        }
         if rest.is_empty() {
             Ok(())
         } else {
-            self.append_buffered(rest)
+            self.append_buffered(&rest)
         }
     }
+}
+
+/// Fills `out` with the bytes of the concatenation of `parts` from offset `at` on (streaming
+/// copies: only the disk reads them); `false` if the parts end first.
+fn gather(parts: &[&[u8]], mut at: usize, out: &mut [u8]) -> bool {
+    let mut filled = 0;
+    for part in parts {
+        if filled == out.len() {
+            break;
+        }
+        if at >= part.len() {
+            at -= part.len();
+            continue;
+        }
+        let take = (part.len() - at).min(out.len() - filled);
+        match (out.get_mut(filled..filled + take), part.get(at..at + take)) {
+            (Some(o), Some(p)) => portcullis_mapfile::streaming::copy(o, p),
+            _ => return false,
+        }
+        filled += take;
+        at = 0;
+    }
+    filled == out.len()
 }
 
 #[cfg(test)]
@@ -298,6 +329,47 @@ mod tests {
         a.append(&data).unwrap();
         want.extend_from_slice(&data);
         assert_eq!(std::fs::read(&path).unwrap(), want);
+    }
+
+    /// A round spanning two spool segments arrives as parts: every split of every awkward
+    /// size, into two or three parts (some empty), lands as one append of the joined bytes
+    /// would, through both paths.
+    #[test]
+    fn parts_land_as_their_concatenation() {
+        for mode in [Mode::Direct, Mode::Buffered] {
+            let d = tempfile::tempdir().unwrap();
+            let path = d.path().join("day.log");
+            let mut a = Appender::open(&path, mode).unwrap();
+            let mut want = Vec::new();
+            for (i, n) in sizes().into_iter().enumerate() {
+                let data = chunk(i, n);
+                for cut in [0, 1, n / 3, n.saturating_sub(BLOCK), n] {
+                    let cut = cut.min(n);
+                    let (x, y) = data.split_at(cut);
+                    let (y1, y2) = y.split_at(y.len() / 2);
+                    a.append_parts(&[x, y]).unwrap();
+                    a.append_parts(&[x, &[], y1, y2]).unwrap();
+                    want.extend_from_slice(&data);
+                    want.extend_from_slice(&data);
+                }
+                assert_eq!(std::fs::metadata(&path).unwrap().len(), want.len() as u64);
+            }
+            a.append_parts(&[]).unwrap();
+            a.append_parts(&[&[], &[]]).unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), want, "{mode:?}");
+        }
+    }
+
+    #[test]
+    fn gather_reads_across_parts_and_refuses_to_run_past_them() {
+        let parts: [&[u8]; 3] = [b"abc", b"", b"defgh"];
+        let mut out = [0u8; 4];
+        assert!(gather(&parts, 1, &mut out));
+        assert_eq!(&out, b"bcde");
+        assert!(gather(&parts, 4, &mut out));
+        assert_eq!(&out, b"efgh");
+        assert!(!gather(&parts, 5, &mut out));
+        assert!(gather(&parts, 8, &mut []));
     }
 
     #[test]

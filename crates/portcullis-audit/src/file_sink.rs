@@ -125,8 +125,18 @@ impl FileSink {
         self.append(lines)
     }
 
+    /// [`FileSink::append_ndjson`] for lines in several pieces (a shipping round that spans
+    /// two spool segments, read where they are mapped): one write of them all.
+    pub fn append_ndjson_parts(&self, parts: &[&[u8]]) -> std::io::Result<()> {
+        self.append_parts(parts)
+    }
+
     fn append(&self, buf: &[u8]) -> std::io::Result<()> {
-        if buf.is_empty() {
+        self.append_parts(&[buf])
+    }
+
+    fn append_parts(&self, parts: &[&[u8]]) -> std::io::Result<()> {
+        if parts.iter().all(|p| p.is_empty()) {
             return Ok(());
         }
         let today = OffsetDateTime::now_utc().date().to_string();
@@ -157,7 +167,7 @@ impl FileSink {
         }
         let mut to_sync = None;
         if let Some(cur) = guard.as_mut() {
-            cur.out.append(buf)?;
+            cur.out.append_parts(parts)?;
             let policy = self.inner.options.fsync;
             let sync = match policy {
                 FsyncPolicy::Never => false,
@@ -391,8 +401,8 @@ impl Sink for FileSink {
         Some(self.inner.dir.clone())
     }
 
-    fn append_ndjson(&self, lines: &[u8]) -> Option<std::io::Result<()>> {
-        Some(FileSink::append_ndjson(self, lines))
+    fn append_ndjson(&self, parts: &[&[u8]]) -> Option<std::io::Result<()>> {
+        Some(FileSink::append_ndjson_parts(self, parts))
     }
 
     async fn write_batch(&self, lines: Arc<Vec<u8>>) -> SinkResult<()> {

@@ -85,10 +85,10 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
-    /// Appends JSON lines (each ending in `\n`) as they are, in the caller's thread, and
-    /// syncs per the sink's policy — for a sink that can do so cheaply (the file sink);
-    /// `None`: it cannot, so events take the batched path.
-    fn append_ndjson(&self, _lines: &[u8]) -> Option<std::io::Result<()>> {
+    /// Appends JSON lines (each ending in `\n`), given as the pieces of one run of lines, as
+    /// they are, in the caller's thread, and syncs per the sink's policy — for a sink that
+    /// can do so cheaply (the file sink); `None`: it cannot, so events take the batched path.
+    fn append_ndjson(&self, _parts: &[&[u8]]) -> Option<std::io::Result<()>> {
         None
     }
 }

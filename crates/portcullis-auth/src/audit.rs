@@ -390,24 +390,28 @@ impl AuditLog {
     /// over what its sessions spooled in one write per shipping round, instead of as a batch
     /// that is parsed, deduplicated and re-joined.
     pub fn can_append_fresh(&self) -> bool {
-        matches!(self.sinks.as_slice(), [only] if only.append_ndjson(b"").is_some())
+        matches!(self.sinks.as_slice(), [only] if only.append_ndjson(&[]).is_some())
     }
 
     /// Stores JSON lines (each ending in `\n`) of new events — made in this process and
     /// never stored before, so they skip deduplication — as they are, in the caller's thread
-    /// (it blocks on the disk), fsynced per the sink's policy. Followers see each line.
-    pub fn append_fresh(&self, lines: &[u8]) -> std::io::Result<()> {
+    /// (it blocks on the disk), fsynced per the sink's policy: one write of all of `parts`
+    /// (pieces of one run of lines, such as two spool segments' ends). Followers see each
+    /// line.
+    pub fn append_fresh(&self, parts: &[&[u8]]) -> std::io::Result<()> {
         let [sink] = self.sinks.as_slice() else {
             return Err(std::io::Error::other(
                 "the audit log has several sinks; events must go through the writer",
             ));
         };
-        sink.append_ndjson(lines).unwrap_or_else(|| {
+        sink.append_ndjson(parts).unwrap_or_else(|| {
             Err(std::io::Error::other(
                 "the audit sink cannot store events directly",
             ))
         })?;
-        broadcast_lines(&self.live, lines);
+        for lines in parts {
+            broadcast_lines(&self.live, lines);
+        }
         Ok(())
     }
 
@@ -733,7 +737,7 @@ mod tests {
         let mut follow = log.follow();
         let line = r#"{"uid":"00000000-0000-4000-8000-000000000001","time":"2026-11-21T00:00:00Z","event":"db.session.query"}"#;
         let two_lines = format!("{line}\n{}\n", line.replace("01\"", "02\""));
-        log.append_fresh(two_lines.as_bytes()).unwrap();
+        log.append_fresh(&[two_lines.as_bytes()]).unwrap();
         assert_eq!(&*follow.recv().await.unwrap(), line);
         assert!(follow.recv().await.unwrap().contains("-000000000002"));
         let stored = std::fs::read_to_string(one.path().join("events.log")).unwrap();
@@ -747,7 +751,7 @@ mod tests {
         let both = AuditLog::with_sinks(sinks, Duration::from_secs(1));
         // Several sinks: every event must reach all of them through the writer.
         assert!(!both.can_append_fresh());
-        assert!(both.append_fresh(two_lines.as_bytes()).is_err());
+        assert!(both.append_fresh(&[two_lines.as_bytes()]).is_err());
     }
 
     #[tokio::test]

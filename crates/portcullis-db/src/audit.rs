@@ -18,7 +18,9 @@
 //!
 //! When auth runs in the same process ([`Deliver::can_store_fresh`]), the shipper writes the
 //! events this process spooled straight into auth's log file, as they are in the spool: one
-//! write per [`SHIP_EVERY`] for all sessions, with nothing parsed or copied per event.
+//! write per [`SHIP_EVERY`] for all sessions, with nothing parsed or copied per event — read
+//! where the spool's segments lie in the page cache ([`Spool::mapped_unshipped`]), not
+//! copied into a buffer first.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -28,6 +30,7 @@ use portcullis_audit::{Event, EventKind, Lines};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::identity::ClientSlot;
+use crate::spool::UnshippedPart;
 pub use crate::spool::{Class, Refused, Spool, Stats, WhenFull};
 
 pub use crate::spool::SHIP_EVERY;
@@ -59,8 +62,6 @@ pub const JSON_REQUEST: RequestLimits = RequestLimits {
 };
 /// Most requests group-committed with one fsync.
 pub const GROUP: usize = 1024;
-/// Largest read buffer the shipper keeps between rounds.
-const KEEP_BUFFER: usize = 64 * 1024 * 1024;
 
 /// A boxed future, for [`Deliver`].
 pub type DeliverFuture<'a> =
@@ -84,9 +85,10 @@ pub trait Deliver: Send + Sync + 'static {
     }
 
     /// Stores JSON lines (each ending in `\n`) of events this process made and never
-    /// delivered — so they need neither checking nor deduplication — in one write, and
-    /// fsyncs as auth's log is configured to. Blocks on the disk.
-    fn store_fresh(&self, _lines: &[u8]) -> std::io::Result<()> {
+    /// delivered — so they need neither checking nor deduplication — in one write of all
+    /// of `parts` (the pieces of one run of lines: a segment's end and the next segment's
+    /// start), and fsyncs as auth's log is configured to. Blocks on the disk.
+    fn store_fresh(&self, _parts: &[&[u8]]) -> std::io::Result<()> {
         Err(std::io::Error::other(
             "this audit delivery cannot store events directly",
         ))
@@ -501,98 +503,51 @@ async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>) {
     let mut tick = tokio::time::interval(SHIP_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut behind = false;
-    let mut spare = Vec::new();
     loop {
         if !behind {
             tick.tick().await;
         }
-        let s = spool.clone();
-        let buf = std::mem::take(&mut spare);
-        let read = tokio::task::spawn_blocking(move || {
-            let Some(mut batch) = s.unshipped(buf)? else {
-                return Ok(None);
-            };
-            // The rest of a full segment: what sessions wrote since, in the next segment,
-            // goes in the same delivery (one write and one fsync in auth's log). A round of
-            // its own for it right after would cost a second fsync; waiting for the next
-            // tick would keep it past the spool's fsync deadline.
-            let first_len = batch.data.len();
-            let mut then = None;
-            if batch.closed && batch.fresh {
-                if let Ok(Some(part)) = s.unshipped_after(batch.seq, &mut batch.data) {
-                    if part.fresh {
-                        then = Some(part);
-                    } else {
-                        batch.data.truncate(first_len);
-                    }
+        let round = if local {
+            // Auth's log is in this process: this process's events go to it as they lie in
+            // the spool's pages.
+            let (s, d) = (spool.clone(), Arc::clone(&deliver));
+            match tokio::task::spawn_blocking(move || store_mapped(&s, &*d)).await {
+                Ok(Ok(Some(round))) => Some(round),
+                // Nothing waiting (or a segment dropped meanwhile: the next round looks again).
+                Ok(Ok(None)) => {
+                    behind = false;
+                    continue;
                 }
-            }
-            Ok::<_, std::io::Error>(Some((batch, first_len, then)))
-        });
-        let (batch, first_len, then) = match read.await {
-            Ok(Ok(Some(b))) => b,
-            Ok(Ok(None)) => {
-                behind = false;
-                continue;
-            }
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, dir = %spool.dir().display(), "reading the audit spool failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-            Err(_) => {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        let lines = batch.events;
-        let delivered = if local && batch.fresh {
-            let d = Arc::clone(&deliver);
-            let data = batch.data;
-            match tokio::task::spawn_blocking(move || {
-                let stored = d.store_fresh(&data).map_err(|e| e.to_string());
-                (stored, data)
-            })
-            .await
-            {
-                Ok((stored, data)) => {
-                    // The next round reads into the same memory: no fresh pages to fault in
-                    // (and zero) every round.
-                    if data.capacity() <= KEEP_BUFFER {
-                        spare = data;
-                    }
-                    stored
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, dir = %spool.dir().display(), "reading the audit spool failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
                 }
-                Err(e) => Err(e.to_string()),
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
             }
         } else {
-            deliver_all(&*deliver, batch.seq, batch.data, batch.fresh)
-                .await
-                .map_err(|stopped| {
-                    let at = stopped.delivered as usize;
-                    match then {
-                        // Into the second part: the first is all delivered.
-                        Some(part) if at > first_len => {
-                            spool.shipped(batch.seq, batch.end, lines);
-                            spool.shipped(
-                                part.seq,
-                                part.start + (at - first_len) as u64,
-                                stopped.events.saturating_sub(lines),
-                            );
-                        }
-                        _ if at > 0 => {
-                            spool.shipped(
-                                batch.seq,
-                                batch.start + stopped.delivered,
-                                stopped.events,
-                            );
-                        }
-                        _ => {}
-                    }
-                    stopped.error
-                })
+            None
         };
-        match delivered {
+        let round = match round {
+            Some(Local::Stored(round)) => round,
+            // Left by an earlier run (or none stored locally): read, checked and delivered.
+            Some(Local::NotFresh) | None => match read_and_deliver(&spool, &*deliver).await {
+                Ok(Some(round)) => round,
+                Ok(None) => {
+                    behind = false;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, dir = %spool.dir().display(), "reading the audit spool failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
+        };
+        match round.delivered {
             Ok(()) => {
                 backoff = Duration::from_millis(100);
                 if let Some(since) = failing_since.take() {
@@ -602,8 +557,8 @@ async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>) {
                         "audit delivery works again; draining the spool"
                     );
                 }
-                let mut empty = spool.shipped(batch.seq, batch.end, lines);
-                if let Some(part) = then {
+                let mut empty = false;
+                for part in &round.parts {
                     empty = spool.shipped(part.seq, part.end, part.events);
                 }
                 // A full segment still waiting (a backlog): the next round at once.
@@ -621,10 +576,11 @@ async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>) {
                 }
             }
             Err(e) => {
+                let events: u64 = round.parts.iter().map(|p| p.events).sum();
                 if failing_since.is_none() {
                     failing_since = Some(tokio::time::Instant::now());
                     backlog = true;
-                    tracing::warn!(error = %e, events = lines, "delivering audit events failed; they stay in the spool (on disk) and are retried");
+                    tracing::warn!(error = %e, events, "delivering audit events failed; they stay in the spool (on disk) and are retried");
                 } else {
                     tracing::debug!(error = %e, "delivering audit events failed again");
                 }
@@ -633,6 +589,119 @@ async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>) {
             }
         }
     }
+}
+
+/// One shipping round's outcome.
+struct Round {
+    /// The segments' ranges it covered (to be marked delivered if it succeeded).
+    parts: Vec<UnshippedPart>,
+    /// Whether auth has them all; a delivery that failed part way has marked what auth
+    /// acknowledged already.
+    delivered: Result<(), String>,
+}
+
+/// What a round for auth in this process found.
+enum Local {
+    /// This process's events, stored (or not: [`Round::delivered`]).
+    Stored(Round),
+    /// The oldest waiting events were left by an earlier run: they take the checked path.
+    NotFresh,
+}
+
+/// A round for auth in this process: the oldest segment's undelivered events (and, when
+/// that segment is full, what sessions wrote since into the next one) are mapped where they
+/// lie in the page cache and written to auth's log in one write and one fsync — copied once,
+/// by that write, rather than read into a buffer first. `None`: nothing waits.
+fn store_mapped(spool: &Spool, deliver: &dyn Deliver) -> std::io::Result<Option<Local>> {
+    let Some((first, first_map)) = spool.mapped_unshipped(None)? else {
+        return Ok(None);
+    };
+    if !first.fresh {
+        return Ok(Some(Local::NotFresh));
+    }
+    // The rest of a full segment: the next segment's events go in the same write (a round
+    // of its own right after would cost a second fsync; waiting for the next tick would keep
+    // them past the spool's fsync deadline).
+    let mut then = None;
+    if first.closed {
+        if let Ok(Some((part, map))) = spool.mapped_unshipped(Some(first.seq)) {
+            if part.fresh {
+                then = Some((part, map));
+            }
+        }
+    }
+    let stored = match &then {
+        Some((_, map)) => deliver.store_fresh(&[first_map.bytes(), map.bytes()]),
+        None => deliver.store_fresh(&[first_map.bytes()]),
+    };
+    let mut parts = vec![first];
+    parts.extend(then.map(|(part, _)| part));
+    Ok(Some(Local::Stored(Round {
+        parts,
+        delivered: stored.map_err(|e| e.to_string()),
+    })))
+}
+
+/// A round through [`Deliver::deliver`]: reads the oldest segment's undelivered events (and,
+/// when that segment is full and its events fresh, the next segment's new ones after them)
+/// and delivers them. `None`: nothing waits.
+async fn read_and_deliver(spool: &Spool, deliver: &dyn Deliver) -> std::io::Result<Option<Round>> {
+    let s = spool.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let Some(mut batch) = s.unshipped(Vec::new())? else {
+            return Ok(None);
+        };
+        // As in `store_mapped`: the next segment's new events go in the same delivery.
+        let first_len = batch.data.len();
+        let mut then = None;
+        if batch.closed && batch.fresh {
+            if let Ok(Some(part)) = s.unshipped_after(batch.seq, &mut batch.data) {
+                if part.fresh {
+                    then = Some(part);
+                } else {
+                    batch.data.truncate(first_len);
+                }
+            }
+        }
+        Ok::<_, std::io::Error>(Some((batch, first_len, then)))
+    })
+    .await
+    .map_err(std::io::Error::other)?;
+    let Some((batch, first_len, then)) = read? else {
+        return Ok(None);
+    };
+    let first = UnshippedPart {
+        seq: batch.seq,
+        start: batch.start,
+        end: batch.end,
+        events: batch.events,
+        fresh: batch.fresh,
+        closed: batch.closed,
+    };
+    let delivered = deliver_all(deliver, first.seq, batch.data, first.fresh)
+        .await
+        .map_err(|stopped| {
+            let at = stopped.delivered as usize;
+            match then {
+                // Into the second part: the first is all delivered.
+                Some(part) if at > first_len => {
+                    spool.shipped(first.seq, first.end, first.events);
+                    spool.shipped(
+                        part.seq,
+                        part.start + (at - first_len) as u64,
+                        stopped.events.saturating_sub(first.events),
+                    );
+                }
+                _ if at > 0 => {
+                    spool.shipped(first.seq, first.start + stopped.delivered, stopped.events);
+                }
+                _ => {}
+            }
+            stopped.error
+        });
+    let mut parts = vec![first];
+    parts.extend(then);
+    Ok(Some(Round { parts, delivered }))
 }
 
 /// Delivers JSON lines in requests as large as [`Deliver::request_limits`] allows (one event
@@ -858,6 +927,148 @@ mod tests {
         }
         assert_eq!(uids.len(), N, "every event delivered once");
         assert_eq!(sender.stats().delivered.load(Ordering::Relaxed), N as u64);
+    }
+
+    /// Stands in for auth's log in the same process: stores fresh rounds as they are handed
+    /// over (failing every third), and what goes through `deliver` (events an earlier run
+    /// left, which must be checked) too.
+    #[derive(Default)]
+    struct LocalLog {
+        stores: std::sync::atomic::AtomicUsize,
+        /// Stores of a round that spanned two segments.
+        spanning: std::sync::atomic::AtomicUsize,
+        /// Events that came through `deliver`.
+        delivered: std::sync::atomic::AtomicUsize,
+        /// Refuse every store (auth's disk is gone).
+        down: bool,
+        stored: std::sync::Mutex<Vec<u8>>,
+    }
+
+    impl Deliver for LocalLog {
+        fn deliver(&self, lines: bytes::Bytes) -> DeliverFuture<'_> {
+            Box::pin(async move {
+                if self.down {
+                    return Err("auth is down".into());
+                }
+                let n = lines.iter().filter(|&&b| b == b'\n').count();
+                self.delivered.fetch_add(n, Ordering::SeqCst);
+                self.stored.lock().unwrap().extend_from_slice(&lines);
+                Ok(())
+            })
+        }
+
+        fn can_store_fresh(&self) -> bool {
+            true
+        }
+
+        fn store_fresh(&self, parts: &[&[u8]]) -> std::io::Result<()> {
+            let n = self.stores.fetch_add(1, Ordering::SeqCst) + 1;
+            if self.down || n % 3 == 0 {
+                return Err(std::io::Error::other("no space left on device"));
+            }
+            if parts.len() > 1 {
+                self.spanning.fetch_add(1, Ordering::SeqCst);
+            }
+            let mut stored = self.stored.lock().unwrap();
+            for part in parts {
+                stored.extend_from_slice(part);
+            }
+            Ok(())
+        }
+    }
+
+    async fn record_numbered(sender: &AuditSender, from: usize, n: usize) {
+        for chunk in (from..from + n).step_by(500) {
+            let events = (chunk..(chunk + 500).min(from + n))
+                .map(|i| Event::new(EventKind::DbSessionQuery, "c").with("n", i))
+                .collect();
+            sender.record(events).await.unwrap();
+            // Sessions keep writing while rounds are shipped: rounds end mid-segment, and
+            // some span a full segment and the next.
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+    }
+
+    /// With auth in the same process, fresh rounds go to its log as mapped from the spool
+    /// (one store per round, spanning two segments where one filled up), and what an earlier
+    /// run left goes through `deliver`, checked; a store that fails is retried. Every event
+    /// arrives once, in order.
+    #[test]
+    fn local_rounds_store_mapped_segments_and_recovered_ones_go_through_delivery() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = AuditOptions {
+            spool_dir: dir.path().join("spool"),
+            // 512 KiB segments.
+            spool_max_bytes: 4 * 1024 * 1024,
+            when_full: WhenFull::RefuseSessions,
+            max_query_bytes: 4096,
+            fsync_interval: Some(Duration::from_millis(50)),
+        };
+        let runtime = || {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap()
+        };
+        const LEFT: usize = 1000;
+        // An earlier run whose auth took nothing.
+        runtime().block_on(async {
+            let down = Arc::new(LocalLog {
+                down: true,
+                ..Default::default()
+            });
+            let sender = AuditSender::start_with(down.clone(), &options, "c", "s").unwrap();
+            record_numbered(&sender, 0, LEFT).await;
+            tokio::time::sleep(SHIP_EVERY * 2).await;
+            assert!(down.stored.lock().unwrap().is_empty());
+        });
+        const N: usize = 20_000;
+        runtime().block_on(async {
+            let log = Arc::new(LocalLog::default());
+            let sender = AuditSender::start_with(log.clone(), &options, "c", "s").unwrap();
+            record_numbered(&sender, LEFT, N - LEFT).await;
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            let lines = || {
+                log.stored
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count()
+            };
+            while lines() < N && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let stored = log.stored.lock().unwrap().clone();
+            let numbers: Vec<u64> = stored
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(|l| {
+                    serde_json::from_slice::<serde_json::Value>(l).unwrap()["n"]
+                        .as_u64()
+                        .unwrap()
+                })
+                .collect();
+            assert_eq!(
+                numbers,
+                (0..N as u64).collect::<Vec<_>>(),
+                "every event once, in order"
+            );
+            assert_eq!(
+                log.delivered.load(Ordering::SeqCst),
+                LEFT,
+                "the earlier run's events were checked and delivered"
+            );
+            assert!(
+                log.stores.load(Ordering::SeqCst) >= 3,
+                "a store failed and was retried"
+            );
+            assert!(
+                log.spanning.load(Ordering::SeqCst) > 0,
+                "a round spanned two segments"
+            );
+        });
     }
 
     #[test]

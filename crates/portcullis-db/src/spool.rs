@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use portcullis_audit::Lines;
-use portcullis_mapfile::MappedFile;
+use portcullis_mapfile::{MappedFile, MappedRange};
 
 /// How often the shipper looks for new events and [`Spool::maintain`] runs: events reach auth
 /// within about this long.
@@ -823,7 +823,7 @@ impl Spool {
 
     /// What the oldest segment with undelivered events holds after what was delivered, or
     /// `None` when everything is delivered. The events are read into `buf` (cleared first),
-    /// so the shipper can reuse one buffer round after round.
+    /// so a caller can reuse one buffer round after round.
     pub fn unshipped(&self, mut buf: Vec<u8>) -> std::io::Result<Option<Unshipped>> {
         buf.clear();
         let Some(part) = self.read_unshipped(None, &mut buf)? else {
@@ -852,6 +852,51 @@ impl Spool {
         self.read_unshipped(Some(seq), data)
     }
 
+    /// What the first segment (after `after`, if given) with undelivered events holds after
+    /// what was delivered, mapped where it lies in the page cache instead of read into a
+    /// buffer: for a shipper that hands the bytes to a writer in the same process (auth's
+    /// log), a round's megabytes are then copied once, by that writer, not twice. `None`
+    /// when everything is delivered, or when the segment was dropped meanwhile
+    /// (`drop_oldest`: ask again).
+    ///
+    /// The mapped bytes stay as they are while the mapping lives: appends go after them, and
+    /// a segment's file is zeroed for reuse ([`Spool::maintain`]) only once what it holds is
+    /// delivered — which the caller reports with [`Spool::shipped`] after it is done with
+    /// the mapping.
+    pub fn mapped_unshipped(
+        &self,
+        after: Option<u64>,
+    ) -> std::io::Result<Option<(UnshippedPart, MappedRange)>> {
+        let Some(part) = self.unshipped_part(after) else {
+            return Ok(None);
+        };
+        let len = usize::try_from(part.end - part.start).map_err(std::io::Error::other)?;
+        let file = match File::open(segment_path(&self.dir, part.seq)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let map = MappedRange::new(&file, part.start, len)?;
+        Ok(Some((part, map)))
+    }
+
+    /// Where the first segment (after `after`, if given) with undelivered events has them.
+    fn unshipped_part(&self, after: Option<u64>) -> Option<UnshippedPart> {
+        let inner = self.lock();
+        let seg = inner
+            .segments()
+            .filter(|s| after.is_none_or(|a| s.seq > a))
+            .find(|s| s.undelivered() > 0)?;
+        Some(UnshippedPart {
+            seq: seg.seq,
+            start: seg.shipped,
+            end: seg.bytes,
+            events: seg.events - seg.shipped_events,
+            fresh: seg.fresh,
+            closed: inner.open.as_ref().is_none_or(|w| w.seg.seq != seg.seq),
+        })
+    }
+
     /// Appends to `data` what the first segment (after `after`, if given) with undelivered
     /// events holds after what was delivered.
     fn read_unshipped(
@@ -859,23 +904,8 @@ impl Spool {
         after: Option<u64>,
         data: &mut Vec<u8>,
     ) -> std::io::Result<Option<UnshippedPart>> {
-        let part = {
-            let inner = self.lock();
-            let Some(seg) = inner
-                .segments()
-                .filter(|s| after.is_none_or(|a| s.seq > a))
-                .find(|s| s.undelivered() > 0)
-            else {
-                return Ok(None);
-            };
-            UnshippedPart {
-                seq: seg.seq,
-                start: seg.shipped,
-                end: seg.bytes,
-                events: seg.events - seg.shipped_events,
-                fresh: seg.fresh,
-                closed: inner.open.as_ref().is_none_or(|w| w.seg.seq != seg.seq),
-            }
+        let Some(part) = self.unshipped_part(after) else {
+            return Ok(None);
         };
         let (seq, from, end) = (part.seq, part.start, part.end);
         let len = usize::try_from(end - from).map_err(std::io::Error::other)?;

@@ -192,6 +192,122 @@ impl MappedFile {
     }
 }
 
+/// Part of a file mapped read-only: bytes another [`MappedFile`] wrote, read without copying
+/// them (the spool's shipper hands a round's events to auth's log straight from the page
+/// cache, instead of reading megabytes into a buffer first).
+///
+/// Its outside assumption, besides [`MappedFile`]'s (nobody shrinks the file below the
+/// range while it is mapped): nobody changes the bytes of the range while it is mapped —
+/// the spool's segments are only appended to after the range, and zeroed for reuse only
+/// once what it covers is delivered.
+pub struct MappedRange {
+    /// Start of the mapping (a page boundary at or before the range), or `None` for an
+    /// empty range (nothing mapped).
+    map: Option<NonNull<u8>>,
+    /// Bytes mapped.
+    map_len: usize,
+    /// Where the range starts within the mapping.
+    skip: usize,
+    /// Bytes in the range.
+    len: usize,
+}
+
+// SAFETY: read-only memory owned by this value until `Drop` unmaps it.
+unsafe impl Send for MappedRange {}
+// SAFETY: as above; nothing writes through it.
+unsafe impl Sync for MappedRange {}
+
+impl std::fmt::Debug for MappedRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MappedRange")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MappedRange {
+    /// Maps bytes `offset..offset + len` of `file` read-only, their pages faulted in at once
+    /// (`MAP_POPULATE`: they are in the page cache already). The file must be at least that
+    /// long.
+    pub fn new(file: &File, offset: u64, len: usize) -> io::Result<Self> {
+        if len == 0 {
+            return Ok(Self {
+                map: None,
+                map_len: 0,
+                skip: 0,
+                len: 0,
+            });
+        }
+        let end = offset
+            .checked_add(len as u64)
+            .ok_or_else(|| io::Error::other("mapped range overflows"))?;
+        if end > file.metadata()?.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "mapped range ends past the end of the file",
+            ));
+        }
+        // SAFETY: sysconf has no memory operands.
+        let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+            .ok()
+            .filter(|&p| p > 0)
+            .unwrap_or(4096);
+        let start = offset - offset % page;
+        let skip = usize::try_from(offset - start).map_err(io::Error::other)?;
+        let map_len = skip
+            .checked_add(len)
+            .ok_or_else(|| io::Error::other("mapped range overflows"))?;
+        let at = libc::off_t::try_from(start).map_err(io::Error::other)?;
+        // SAFETY: a new read-only shared mapping of `map_len` bytes of `file` from the page
+        // boundary `start`; the kernel chooses the address. The result is checked before use.
+        let raw = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                file.as_raw_fd(),
+                at,
+            )
+        };
+        if raw == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let map = NonNull::new(raw.cast::<u8>())
+            .ok_or_else(|| io::Error::other("mmap returned a null pointer"))?;
+        Ok(Self {
+            map: Some(map),
+            map_len,
+            skip,
+            len,
+        })
+    }
+
+    /// The range's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self.map {
+            // SAFETY: `skip + len` bytes are mapped readable from `map` for as long as `self`
+            // lives, and (the type's assumption) nobody changes them meanwhile.
+            Some(map) => unsafe {
+                std::slice::from_raw_parts(map.as_ptr().add(self.skip), self.len)
+            },
+            None => &[],
+        }
+    }
+}
+
+impl Drop for MappedRange {
+    fn drop(&mut self) {
+        if let Some(map) = self.map {
+            // SAFETY: unmaps exactly the mapping made in `new`; no borrow of it can outlive
+            // `self`.
+            unsafe {
+                libc::munmap(map.as_ptr().cast(), self.map_len);
+            }
+        }
+    }
+}
+
 impl Drop for MappedFile {
     fn drop(&mut self) {
         // SAFETY: unmaps exactly the mapping made in `create`; no borrow of it can outlive
@@ -241,6 +357,35 @@ mod tests {
         m.write_at(8189, b"abc").unwrap();
         m.finish(12).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"hello\nworld\n");
+    }
+
+    #[test]
+    fn a_mapped_range_reads_what_was_written_at_any_offset() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("seg");
+        let mut m = MappedFile::create(&path, 3 * 4096, true).unwrap();
+        let data: Vec<u8> = (0..3 * 4096u32).map(|i| (i % 251) as u8).collect();
+        m.write_at(0, &data).unwrap();
+        let f = File::open(&path).unwrap();
+        for (at, len) in [
+            (0, 1),
+            (1, 4095),
+            (4095, 2),
+            (4096, 4096),
+            (5000, 7000),
+            (0, 3 * 4096),
+        ] {
+            let r = MappedRange::new(&f, at as u64, len).unwrap();
+            assert_eq!(r.bytes(), &data[at..at + len], "{at}+{len}");
+        }
+        assert!(MappedRange::new(&f, 7, 0).unwrap().bytes().is_empty());
+        // Past the end of the file: refused, never a SIGBUS later.
+        assert!(MappedRange::new(&f, 4096, 2 * 4096 + 1).is_err());
+        assert!(MappedRange::new(&f, u64::MAX, 2).is_err());
+        // Appends after the range do not disturb it.
+        let r = MappedRange::new(&f, 0, 100).unwrap();
+        m.write_at(100, b"later").unwrap();
+        assert_eq!(r.bytes(), &data[..100]);
     }
 
     #[test]

@@ -539,9 +539,9 @@ impl portcullis_db::audit::Deliver for LocalAudit {
         self.0.audit_log().is_some_and(|l| l.can_append_fresh())
     }
 
-    fn store_fresh(&self, lines: &[u8]) -> std::io::Result<()> {
+    fn store_fresh(&self, parts: &[&[u8]]) -> std::io::Result<()> {
         match self.0.audit_log() {
-            Some(log) => log.append_fresh(lines),
+            Some(log) => log.append_fresh(parts),
             None => Err(std::io::Error::other("auth has no audit log")),
         }
     }
