@@ -503,6 +503,7 @@ async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>) {
     let mut tick = tokio::time::interval(SHIP_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut behind = false;
+    let mut mapping_failed = false;
     loop {
         if !behind {
             tick.tick().await;
@@ -518,10 +519,16 @@ async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>) {
                     behind = false;
                     continue;
                 }
+                // Mapping failed (address space, an odd filesystem): this round reads the
+                // events into memory instead, as for a remote auth.
                 Ok(Err(e)) => {
-                    tracing::error!(error = %e, dir = %spool.dir().display(), "reading the audit spool failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
+                    if mapping_failed {
+                        tracing::debug!(error = %e, "mapping the audit spool failed again");
+                    } else {
+                        mapping_failed = true;
+                        tracing::warn!(error = %e, dir = %spool.dir().display(), "mapping the audit spool failed; its events are read into memory instead");
+                    }
+                    Some(Local::NotFresh)
                 }
                 Err(_) => {
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -604,7 +611,8 @@ struct Round {
 enum Local {
     /// This process's events, stored (or not: [`Round::delivered`]).
     Stored(Round),
-    /// The oldest waiting events were left by an earlier run: they take the checked path.
+    /// The oldest waiting events were left by an earlier run (or could not be mapped): they
+    /// take the read path, checked where this process did not write them.
     NotFresh,
 }
 

@@ -15,7 +15,9 @@
 //! created or deleted).
 //!
 //! The shipper reads what has not been delivered yet — from the oldest segment, including the
-//! one being written — with ordinary reads of the page cache ([`Spool::unshipped`]), and marks
+//! one being written — with ordinary reads of the page cache ([`Spool::unshipped`]), or, when
+//! auth's log is in the same process, maps it read-only where it lies
+//! ([`Spool::mapped_unshipped`]: the log's write is then its only copy), and marks
 //! it delivered once auth has acknowledged it ([`Spool::shipped`]); a segment is deleted when
 //! it is retired and entirely delivered. What was delivered is kept in memory only: after a
 //! restart every segment left behind is delivered again from its start, and auth, which
