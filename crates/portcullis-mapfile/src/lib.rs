@@ -156,8 +156,11 @@ impl MappedFile {
     /// and zeroing new pages for a new file.
     pub fn zero(&mut self, len: usize) {
         let len = len.min(self.len);
+        // An ordinary `memset`, not streaming stores: sessions append into these lines a
+        // segment later, and find some of them still in the caches (measured: streaming
+        // zeroing made the appends up to 0.09 µs slower, and saved less on this thread).
         if let Some(used) = self.bytes_mut().get_mut(..len) {
-            streaming::zero(used);
+            used.fill(0);
         }
     }
 

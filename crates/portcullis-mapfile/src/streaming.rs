@@ -1,23 +1,22 @@
-//! Bulk copies and zeroing that bypass the CPU caches (non-temporal stores), for megabytes
-//! that no CPU reads soon: the window of a direct write, which only the disk reads; a used
-//! spool segment zeroed for reuse.
+//! Bulk copies that bypass the CPU caches (non-temporal stores), for megabytes that no CPU
+//! reads: the window of a direct write, which only the disk reads.
 //!
-//! Why: an ordinary copy or `memset` of megabytes pulls every line it writes through the
-//! caches, pushing out what the proxy, PostgreSQL and pgbench were using. Under load the
-//! audit path moved several kilobytes per transaction that way (a shipping round of ~2 MiB
-//! copied into the direct-I/O window, a 4 MiB segment zeroed every half second), and every
-//! other function on the machine ran slower for it: with auditing on, the machine spent
-//! about twice as much extra CPU per transaction as the Portcullis process itself.
+//! Why: an ordinary copy of megabytes pulls every line it writes through the caches, pushing
+//! out what the proxy, PostgreSQL and pgbench were using. Under load, auth's log writer copies
+//! a shipping round (about 2 MiB every 200 ms) into its direct-I/O window; with streaming
+//! stores those lines go to memory without displacing anything.
 //!
-//! Not for small writes followed by a handoff: the store fence that makes streaming stores
-//! visible waits for them to reach memory. Measured on the 2-vCPU CI machine (AMD EPYC), a
+//! Not for small writes followed by a handoff, nor for memory a CPU writes again soon: the
+//! store fence that makes streaming stores visible waits for them to reach memory, and what
+//! they wrote is no longer in the caches. Measured on the 2-vCPU CI machine (AMD EPYC): a
 //! spool append of a prepared transaction's 1.1 KB of events, with other work between
-//! appends, took 0.06 µs as `memcpy` and 0.45 µs as streaming stores plus a fence — so
-//! appends stay ordinary copies.
+//! appends, took 0.06 µs as `memcpy` and 0.45 µs as streaming stores plus a fence; zeroing a
+//! used 4 MiB segment with streaming stores made the appends into it later up to 0.09 µs
+//! slower each. So appends and zeroing stay ordinary.
 //!
-//! Short copies (below [`STREAM_MIN`]) and other architectures use ordinary copies. Every
-//! function ends with a store fence, so what it wrote is visible to other threads (and to the
-//! kernel's I/O) before anything the caller does next, as with an ordinary copy.
+//! Short copies (below [`STREAM_MIN`]) and other architectures use ordinary copies. A copy
+//! ends with a store fence, so what it wrote is visible to other threads (and to the kernel's
+//! I/O) before anything the caller does next, as with an ordinary copy.
 #![allow(unsafe_code)]
 
 /// Below this many bytes an ordinary copy is used: a streaming store pays off only when it
@@ -41,20 +40,9 @@ pub fn copy(dst: &mut [u8], src: &[u8]) {
     imp::copy(dst, src);
 }
 
-/// Sets every byte of `dst` to zero without reading it into the caches.
-pub fn zero(dst: &mut [u8]) {
-    if dst.len() < STREAM_MIN {
-        dst.fill(0);
-        return;
-    }
-    imp::zero(dst);
-}
-
 #[cfg(target_arch = "x86_64")]
 mod imp {
-    use std::arch::x86_64::{
-        __m128i, _mm_loadu_si128, _mm_setzero_si128, _mm_sfence, _mm_stream_si128,
-    };
+    use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_sfence, _mm_stream_si128};
 
     /// Splits `dst` into a head up to the first 16-byte boundary, an aligned middle of whole
     /// 16-byte blocks and a tail.
@@ -84,28 +72,12 @@ mod imp {
         // SAFETY: SSE2 is part of x86_64; a fence has no memory operands.
         unsafe { _mm_sfence() };
     }
-
-    pub(super) fn zero(dst: &mut [u8]) {
-        let (head, mid, tail) = split(dst);
-        head.fill(0);
-        for d in mid.chunks_exact_mut(16) {
-            // SAFETY: as in `copy`: an aligned, exclusively borrowed 16-byte block.
-            unsafe { _mm_stream_si128(d.as_mut_ptr().cast::<__m128i>(), _mm_setzero_si128()) };
-        }
-        tail.fill(0);
-        // SAFETY: SSE2 is part of x86_64; a fence has no memory operands.
-        unsafe { _mm_sfence() };
-    }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
 mod imp {
     pub(super) fn copy(dst: &mut [u8], src: &[u8]) {
         dst.copy_from_slice(src);
-    }
-
-    pub(super) fn zero(dst: &mut [u8]) {
-        dst.fill(0);
     }
 }
 
@@ -116,7 +88,7 @@ mod tests {
     /// Every length and misalignment of source and destination around the threshold and the
     /// 16-byte blocks copies exactly, touching nothing outside the destination.
     #[test]
-    fn copies_and_zeroes_exactly_at_every_offset_and_length() {
+    fn copies_exactly_at_every_offset_and_length() {
         let src: Vec<u8> = (0..6200u32).map(|i| (i * 7 + 1) as u8).collect();
         for len in [0, 1, 15, 16, 17, 255, 1000, 4095, 4096, 4097, 5000, 6143] {
             for d_off in 0..17 {
@@ -130,10 +102,6 @@ mod tests {
                         s,
                         "len {len} d_off {d_off} s_off {s_off}"
                     );
-                    assert!(buf[..d_off].iter().all(|&b| b == 0xAA));
-                    assert!(buf[d_off + n..].iter().all(|&b| b == 0xAA));
-                    zero(&mut buf[d_off..d_off + n]);
-                    assert!(buf[d_off..d_off + n].iter().all(|&b| b == 0));
                     assert!(buf[..d_off].iter().all(|&b| b == 0xAA));
                     assert!(buf[d_off + n..].iter().all(|&b| b == 0xAA));
                 }
