@@ -539,7 +539,7 @@ thread_local! {
 /// A new event's `uid`: a random (version 4) uuid from the thread's cryptographically secure
 /// generator, as `Uuid::new_v4` makes them — unguessable, so no one can claim another
 /// agent's next event id — drawn [`UID_POOL`] at a time (it runs for every event).
-pub fn new_uid() -> uuid::Uuid {
+fn new_uid() -> uuid::Uuid {
     UIDS.with(|pool| {
         let Ok(mut pool) = pool.try_borrow_mut() else {
             return uuid::Uuid::new_v4();

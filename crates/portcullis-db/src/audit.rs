@@ -30,8 +30,8 @@ use portcullis_audit::{Event, EventKind, Lines};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::identity::ClientSlot;
-use crate::spool::UnshippedPart;
 pub use crate::spool::{Class, Refused, Spool, Stats, WhenFull};
+use crate::spool::{Unshipped, UnshippedPart};
 
 pub use crate::spool::SHIP_EVERY;
 
@@ -540,7 +540,8 @@ async fn shipper(spool: Spool, deliver: Arc<dyn Deliver>) {
         };
         let round = match round {
             Some(Local::Stored(round)) => round,
-            // Left by an earlier run (or none stored locally): read, checked and delivered.
+            // Left by an earlier run, auth elsewhere, or the mapping failed: read, checked
+            // where this process did not write it, and delivered.
             Some(Local::NotFresh) | None => match read_and_deliver(&spool, &*deliver).await {
                 Ok(Some(round)) => round,
                 Ok(None) => {
@@ -656,37 +657,33 @@ fn store_mapped(spool: &Spool, deliver: &dyn Deliver) -> std::io::Result<Option<
 async fn read_and_deliver(spool: &Spool, deliver: &dyn Deliver) -> std::io::Result<Option<Round>> {
     let s = spool.clone();
     let read = tokio::task::spawn_blocking(move || {
-        let Some(mut batch) = s.unshipped(Vec::new())? else {
+        let Some(Unshipped {
+            part: first,
+            mut data,
+        }) = s.unshipped()?
+        else {
             return Ok(None);
         };
         // As in `store_mapped`: the next segment's new events go in the same delivery.
-        let first_len = batch.data.len();
+        let first_len = data.len();
         let mut then = None;
-        if batch.closed && batch.fresh {
-            if let Ok(Some(part)) = s.unshipped_after(batch.seq, &mut batch.data) {
+        if first.closed && first.fresh {
+            if let Ok(Some(part)) = s.unshipped_after(first.seq, &mut data) {
                 if part.fresh {
                     then = Some(part);
                 } else {
-                    batch.data.truncate(first_len);
+                    data.truncate(first_len);
                 }
             }
         }
-        Ok::<_, std::io::Error>(Some((batch, first_len, then)))
+        Ok::<_, std::io::Error>(Some((first, data, first_len, then)))
     })
     .await
     .map_err(std::io::Error::other)?;
-    let Some((batch, first_len, then)) = read? else {
+    let Some((first, data, first_len, then)) = read? else {
         return Ok(None);
     };
-    let first = UnshippedPart {
-        seq: batch.seq,
-        start: batch.start,
-        end: batch.end,
-        events: batch.events,
-        fresh: batch.fresh,
-        closed: batch.closed,
-    };
-    let delivered = deliver_all(deliver, first.seq, batch.data, first.fresh)
+    let delivered = deliver_all(deliver, first.seq, data, first.fresh)
         .await
         .map_err(|stopped| {
             let at = stopped.delivered as usize;

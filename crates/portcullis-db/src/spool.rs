@@ -242,9 +242,19 @@ pub type GapEvent = Box<dyn Fn(u64) -> Vec<u8> + Send + Sync>;
 /// Events not delivered yet, read from one segment.
 #[derive(Debug)]
 pub struct Unshipped {
+    /// Where they lie and how many they are.
+    pub part: UnshippedPart,
+    /// The lines, each ending in `\n`.
+    pub data: Vec<u8>,
+}
+
+/// Where one segment's undelivered events lie, as a round read ([`Spool::unshipped`],
+/// [`Spool::unshipped_after`]) or mapped ([`Spool::mapped_unshipped`]) them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnshippedPart {
     /// The segment.
     pub seq: u64,
-    /// Where in it they start (what auth had acknowledged before).
+    /// Where in it the events start (what auth had acknowledged before).
     pub start: u64,
     /// Where in it they end (for [`Spool::shipped`]).
     pub end: u64,
@@ -253,29 +263,8 @@ pub struct Unshipped {
     /// Written by this process since it started: whole lines of new events, never delivered
     /// (so they need no checking and no deduplication).
     pub fresh: bool,
-    /// The lines, each ending in `\n`.
-    pub data: Vec<u8>,
     /// The segment was no longer the one being written when it was read: whatever sessions
     /// appended since is in a newer segment, and waits for the next round.
-    pub closed: bool,
-}
-
-/// Where a further segment's events start and end in a round's data, read with
-/// [`Spool::unshipped_after`]: the same bookkeeping as [`Unshipped`]'s, for the bytes it
-/// appended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UnshippedPart {
-    /// The segment.
-    pub seq: u64,
-    /// Where in it the events start.
-    pub start: u64,
-    /// Where in it they end (for [`Spool::shipped`]).
-    pub end: u64,
-    /// How many events (other than `audit.gap`) they are.
-    pub events: u64,
-    /// Written by this process since it started (see [`Unshipped::fresh`]).
-    pub fresh: bool,
-    /// The segment was no longer the one being written when it was read.
     pub closed: bool,
 }
 
@@ -824,22 +813,13 @@ impl Spool {
     }
 
     /// What the oldest segment with undelivered events holds after what was delivered, or
-    /// `None` when everything is delivered. The events are read into `buf` (cleared first),
-    /// so a caller can reuse one buffer round after round.
-    pub fn unshipped(&self, mut buf: Vec<u8>) -> std::io::Result<Option<Unshipped>> {
-        buf.clear();
-        let Some(part) = self.read_unshipped(None, &mut buf)? else {
+    /// `None` when everything is delivered.
+    pub fn unshipped(&self) -> std::io::Result<Option<Unshipped>> {
+        let mut data = Vec::new();
+        let Some(part) = self.read_unshipped(None, &mut data)? else {
             return Ok(None);
         };
-        Ok(Some(Unshipped {
-            seq: part.seq,
-            start: part.start,
-            end: part.end,
-            events: part.events,
-            fresh: part.fresh,
-            data: buf,
-            closed: part.closed,
-        }))
+        Ok(Some(Unshipped { part, data }))
     }
 
     /// What the first segment after `seq` with undelivered events holds, appended to `data`:
@@ -1000,10 +980,10 @@ mod tests {
 
     fn drain(s: &Spool) -> Vec<String> {
         let mut out = Vec::new();
-        while let Some(u) = s.unshipped(Vec::new()).unwrap() {
+        while let Some(u) = s.unshipped().unwrap() {
             let text = String::from_utf8(u.data).unwrap();
             let lines: Vec<String> = text.lines().map(str::to_owned).collect();
-            s.shipped(u.seq, u.end, lines.len() as u64);
+            s.shipped(u.part.seq, u.part.end, lines.len() as u64);
             out.extend(lines);
         }
         s.maintain(Duration::ZERO).unwrap();
@@ -1045,8 +1025,11 @@ mod tests {
         let s = Spool::open(d.path(), 1 << 20, WhenFull::RefuseSessions, gap()).unwrap();
         // Reopening trimmed the zeros; the torn line is still there, for the shipper to skip.
         assert!(fs::metadata(&seg).unwrap().len() < 2048);
-        let u = s.unshipped(Vec::new()).unwrap().unwrap();
-        assert!(!u.fresh, "left by an earlier run: checked and deduplicated");
+        let u = s.unshipped().unwrap().unwrap();
+        assert!(
+            !u.part.fresh,
+            "left by an earlier run: checked and deduplicated"
+        );
         let got = drain(&s);
         assert_eq!(got.len(), 11);
         assert_eq!(&got[..10], (0..10).map(line).collect::<Vec<_>>().as_slice());
@@ -1054,9 +1037,9 @@ mod tests {
         assert_eq!(files(d.path()), [STANDBY]);
         // New events after a restart start a new segment, and are fresh.
         assert!(s.append(&[(&one(&line(11)), Class::Activity)])[0].is_ok());
-        let u = s.unshipped(Vec::new()).unwrap().unwrap();
-        assert!(u.fresh);
-        assert_eq!(u.seq, 2);
+        let u = s.unshipped().unwrap().unwrap();
+        assert!(u.part.fresh);
+        assert_eq!(u.part.seq, 2);
     }
 
     #[test]
@@ -1068,16 +1051,16 @@ mod tests {
         for i in 0..5 {
             assert!(s.append(&[(&one(&line(i)), Class::Activity)])[0].is_ok());
         }
-        let u = s.unshipped(Vec::new()).unwrap().unwrap();
-        assert!(!u.closed, "read from the segment being written");
+        let u = s.unshipped().unwrap().unwrap();
+        assert!(!u.part.closed, "read from the segment being written");
         assert_eq!(String::from_utf8(u.data).unwrap().lines().count(), 5);
-        assert!(s.shipped(u.seq, u.end, 5), "everything delivered");
-        assert!(s.unshipped(Vec::new()).unwrap().is_none());
+        assert!(s.shipped(u.part.seq, u.part.end, 5), "everything delivered");
+        assert!(s.unshipped().unwrap().is_none());
         // Nothing is read twice: the next read starts where delivery ended.
         assert!(s.append(&[(&one(&line(5)), Class::Activity)])[0].is_ok());
-        let u = s.unshipped(Vec::new()).unwrap().unwrap();
+        let u = s.unshipped().unwrap().unwrap();
         assert_eq!(String::from_utf8(u.data).unwrap(), format!("{}\n", line(5)));
-        s.shipped(u.seq, u.end, 1);
+        s.shipped(u.part.seq, u.part.end, 1);
         // Fill past one segment: the first is retired, then finished and deleted.
         for i in 6..60 {
             assert!(s.append(&[(&one(&line(i)), Class::Activity)])[0].is_ok());
@@ -1086,13 +1069,13 @@ mod tests {
         // shipper goes on at once instead of waiting for its next round).
         let mut got = Vec::new();
         for closed in [true, false] {
-            let u = s.unshipped(Vec::new()).unwrap().unwrap();
-            assert_eq!(u.closed, closed);
+            let u = s.unshipped().unwrap().unwrap();
+            assert_eq!(u.part.closed, closed);
             let text = String::from_utf8(u.data).unwrap();
             got.extend(text.lines().map(str::to_owned));
-            s.shipped(u.seq, u.end, text.lines().count() as u64);
+            s.shipped(u.part.seq, u.part.end, text.lines().count() as u64);
         }
-        assert!(s.unshipped(Vec::new()).unwrap().is_none(), "two segments");
+        assert!(s.unshipped().unwrap().is_none(), "two segments");
         s.maintain(Duration::ZERO).unwrap();
         assert_eq!(got, (6..60).map(line).collect::<Vec<_>>());
         let left = files(d.path());
@@ -1113,16 +1096,16 @@ mod tests {
         for i in 0..10 {
             assert!(s.append(&[(&one(&line(i)), Class::Activity)])[0].is_ok());
         }
-        let u = s.unshipped(Vec::new()).unwrap().unwrap();
-        s.shipped(u.seq, u.end, 10);
+        let u = s.unshipped().unwrap().unwrap();
+        s.shipped(u.part.seq, u.part.end, 10);
         for i in 10..60 {
             assert!(s.append(&[(&one(&line(i)), Class::Activity)])[0].is_ok());
         }
-        let mut u = s.unshipped(Vec::new()).unwrap().unwrap();
-        assert!(u.closed && u.fresh);
+        let mut u = s.unshipped().unwrap().unwrap();
+        assert!(u.part.closed && u.part.fresh);
         let first_len = u.data.len();
-        let part = s.unshipped_after(u.seq, &mut u.data).unwrap().unwrap();
-        assert_eq!(part.seq, u.seq + 1);
+        let part = s.unshipped_after(u.part.seq, &mut u.data).unwrap().unwrap();
+        assert_eq!(part.seq, u.part.seq + 1);
         assert!(!part.closed && part.fresh && part.start == 0);
         assert_eq!(part.end as usize, u.data.len() - first_len);
         let text = String::from_utf8(u.data).unwrap();
@@ -1130,16 +1113,16 @@ mod tests {
             text.lines().map(str::to_owned).collect::<Vec<_>>(),
             (10..60).map(line).collect::<Vec<_>>()
         );
-        assert_eq!(u.events + part.events, 50);
+        assert_eq!(u.part.events + part.events, 50);
         // Nothing after the open segment.
         let mut none = Vec::new();
         assert!(s.unshipped_after(part.seq, &mut none).unwrap().is_none() && none.is_empty());
-        assert!(!s.shipped(u.seq, u.end, u.events));
+        assert!(!s.shipped(u.part.seq, u.part.end, u.part.events));
         assert!(
             s.shipped(part.seq, part.end, part.events),
             "everything delivered"
         );
-        assert!(s.unshipped(Vec::new()).unwrap().is_none());
+        assert!(s.unshipped().unwrap().is_none());
         assert_eq!(s.stats.delivered.load(Ordering::Relaxed), 60);
     }
 
@@ -1223,9 +1206,9 @@ mod tests {
         assert_eq!(s.lock().retired[0].synced, 0);
         assert_eq!(fs::metadata(&first).unwrap().len(), 4096);
         // Delivered: marking it so touches no file; the next housekeeping deletes it.
-        let u = s.unshipped(Vec::new()).unwrap().unwrap();
-        assert_eq!(u.seq, 1);
-        s.shipped(u.seq, u.end, u.events);
+        let u = s.unshipped().unwrap().unwrap();
+        assert_eq!(u.part.seq, 1);
+        s.shipped(u.part.seq, u.part.end, u.part.events);
         assert!(first.exists());
         s.maintain(hold).unwrap();
         assert!(!first.exists());
@@ -1240,7 +1223,7 @@ mod tests {
             data.ends_with(b"\n") && !data.contains(&0),
             "trimmed to its lines"
         );
-        assert_eq!(drain(&s).len() as u64, 80 - u.events);
+        assert_eq!(drain(&s).len() as u64, 80 - u.part.events);
         assert_eq!(s.stats.spooled.load(Ordering::Relaxed), 80);
     }
 
@@ -1280,8 +1263,8 @@ mod tests {
             for _ in 0..ticks {
                 s.sync(period).unwrap();
             }
-            let u = s.unshipped(Vec::new()).unwrap().unwrap();
-            s.shipped(u.seq, u.end, u.events);
+            let u = s.unshipped().unwrap().unwrap();
+            s.shipped(u.part.seq, u.part.end, u.part.events);
         }
         s.sync(period).unwrap();
         assert_eq!(s.lock().open.as_ref().unwrap().synced, 0);
@@ -1295,9 +1278,9 @@ mod tests {
         // Nothing prepared yet: segments 1 and 2 are new files.
         let next = fill(&s, 0, 40);
         assert!(s.lock().standby.is_empty());
-        let u = s.unshipped(Vec::new()).unwrap().unwrap();
-        assert_eq!(u.seq, 1);
-        s.shipped(u.seq, u.end, u.events);
+        let u = s.unshipped().unwrap().unwrap();
+        assert_eq!(u.part.seq, 1);
+        s.shipped(u.part.seq, u.part.end, u.part.events);
         s.maintain(Duration::from_secs(3600)).unwrap();
         // Segment 1's file is prepared for the next segment now, zeroed; no new file is made.
         assert!(!segment_path(d.path(), 1).exists());
@@ -1319,7 +1302,7 @@ mod tests {
         let s = Spool::open(d.path(), 32 * 1024, WhenFull::RefuseSessions, gap()).unwrap();
         let got = drain(&s);
         assert_eq!(
-            got.len() as u64 + u.events,
+            got.len() as u64 + u.part.events,
             next as u64,
             "nothing old, nothing lost"
         );
